@@ -1,0 +1,331 @@
+/*
+ * itest.c -- see itest.h.
+ */
+#include "itest.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "rd_time.h"
+#include <zmq.h>
+
+#ifndef REDRESS_INTAKE_BIN
+#error "REDRESS_INTAKE_BIN must name the intake binary"
+#endif
+
+int itest_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
+    socklen_t l = sizeof(a);
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+static char extraEnv[1024];
+
+/* Every intake this test started, so a failing test (cmocka returns from main) leaves none behind. */
+static pid_t children[16];
+
+static void killChildren(void)
+{
+    for (int i = 0; i < 16; i++)
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
+}
+
+static void remember(pid_t pid, pid_t old)
+{
+    static bool registered;
+    if (!registered) {
+        atexit(killChildren);
+        registered = true;
+    }
+    for (int i = 0; i < 16; i++)
+        if (children[i] == old) {
+            children[i] = pid;
+            return;
+        }
+}
+
+static pid_t spawnIntake(itest_intake *s)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid > 0)
+        remember(pid, 0);
+    if (pid != 0)
+        return pid;
+    /* die with the test, even if it crashes */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    char v[128];
+    snprintf(v, sizeof(v), "tcp://127.0.0.1:%d", s->port);
+    setenv("REDRESS_INTAKE_BIND", v, 1);
+    snprintf(v, sizeof(v), "tcp://127.0.0.1:%d", s->push_port);
+    setenv("REDRESS_INTAKE_PUSH_BIND", v, 1);
+    snprintf(v, sizeof(v), "tcp://127.0.0.1:%d", s->pub_port);
+    setenv("REDRESS_INTAKE_PUB_BIND", v, 1);
+    snprintf(v, sizeof(v), "%d", s->http_port);
+    setenv("REDRESS_INTAKE_HTTP_PORT", v, 1);
+    char *save = NULL;
+    for (char *kv = strtok_r(extraEnv, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (eq) {
+            *eq = '\0';
+            setenv(kv, eq + 1, 1);
+        }
+    }
+    FILE *f = freopen(s->log_path, "a", stderr);
+    (void)f;
+    execl(REDRESS_INTAKE_BIN, REDRESS_INTAKE_BIN, (char *)NULL);
+    _exit(127);
+}
+
+bool itest_intake_start(itest_intake *s, const char *extra_env)
+{
+    memset(s, 0, sizeof(*s));
+    s->port = itest_free_port();
+    s->push_port = itest_free_port();
+    s->pub_port = itest_free_port();
+    s->http_port = itest_free_port();
+    snprintf(s->endpoint, sizeof(s->endpoint), "tcp://127.0.0.1:%d", s->port);
+    const char *dir = getenv("REDRESS_TEST_DIR");
+    snprintf(s->log_path, sizeof(s->log_path), "%s/intake-%d.log", dir ? dir : "/tmp", s->port);
+    snprintf(extraEnv, sizeof(extraEnv), "%s", extra_env ? extra_env : "");
+    return itest_intake_restart(s);
+}
+
+bool itest_intake_restart(itest_intake *s)
+{
+    char saved[1024];
+    snprintf(saved, sizeof(saved), "%s", extraEnv);
+    s->pid = spawnIntake(s);
+    snprintf(extraEnv, sizeof(extraEnv), "%s", saved);
+    if (s->pid < 0)
+        return false;
+    bool ok = itest_intake_ready(s, 20000);
+    if (!ok) {
+        fprintf(stderr, "intake did not become ready; its log (%s):\n", s->log_path);
+        char cmd[300];
+        snprintf(cmd, sizeof(cmd), "tail -n 30 '%s' >&2", s->log_path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "(no log)\n");
+    }
+    return ok;
+}
+
+bool itest_intake_ready(itest_intake *s, int timeout_ms)
+{
+    char err[256];
+    rd_client *c = rd_client_new(s->endpoint, err, sizeof(err));
+    if (c == NULL)
+        return false;
+    Redress__V1__Envelope e;
+    Redress__V1__TicketAction a;
+    itest_action(&e, &a, "itest-probe", "00000000-0000-7000-8000-000000000000", REDRESS__V1__ACTION_KIND__ACTION_CHASE);
+    size_t len;
+    uint8_t *buf = itest_pack(&e, &len);
+    int64_t deadline = rd_mono_us() + (int64_t)timeout_ms * 1000;
+    bool ready = false;
+    while (!ready && rd_mono_us() < deadline) {
+        if (s->pid > 0 && waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            remember(0, s->pid);
+            s->pid = 0;
+            break; /* it died */
+        }
+        rd_client_send_raw(c, buf, len);
+        Redress__V1__Reply *r = NULL;
+        if (rd_client_recv(c, 300, &r) == 1) {
+            ready = r->error == REDRESS__V1__ERROR_CODE__ERROR_NOT_FOUND;
+            redress__v1__reply__free_unpacked(r, NULL);
+        }
+        if (!ready)
+            rd_sleep_ms(100);
+    }
+    free(buf);
+    rd_client_destroy(&c);
+    return ready;
+}
+
+void itest_intake_kill(itest_intake *s, int sig)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, sig);
+    waitpid(s->pid, NULL, 0);
+    remember(0, s->pid);
+    s->pid = 0;
+}
+
+void itest_intake_stop(itest_intake *s)
+{
+    if (s->pid <= 0)
+        return;
+    kill(s->pid, SIGTERM);
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
+            remember(0, s->pid);
+            s->pid = 0;
+            return;
+        }
+        rd_sleep_ms(100);
+    }
+    itest_intake_kill(s, SIGKILL);
+}
+
+PGconn *itest_pg(void)
+{
+    const char *dsn = getenv("REDRESS_PG_DSN");
+    if (dsn == NULL) {
+        fprintf(stderr, "REDRESS_PG_DSN is not set: run under tests/lib/with-stack.sh\n");
+        exit(1);
+    }
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK) {
+        fprintf(stderr, "PostgreSQL: %s\n", PQerrorMessage(c));
+        exit(1);
+    }
+    return c;
+}
+
+int64_t itest_count(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int64_t v = -1;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    else
+        fprintf(stderr, "query failed: %s: %s\n", sql, PQerrorMessage(c));
+    PQclear(r);
+    return v;
+}
+
+char *itest_db_fingerprint(PGconn *c)
+{
+    static const char *const tables[] = {"customers", "tickets", "ticket_attachments", "ticket_history",
+                                         "inbound_events", "consumer_offsets"};
+    size_t cap = 4096, len = 0;
+    char *out = calloc(1, cap);
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+        char sql[256];
+        snprintf(sql, sizeof(sql), "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')"
+                                   " FROM %s t", tables[i]);
+        PGresult *r = PQexec(c, sql);
+        const char *v = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "error";
+        len += (size_t)snprintf(out + len, cap - len, "%s=%s;", tables[i], v);
+        PQclear(r);
+    }
+    return out;
+}
+
+uint8_t *itest_pack(const Redress__V1__Envelope *e, size_t *len)
+{
+    *len = redress__v1__envelope__get_packed_size(e);
+    uint8_t *buf = malloc(*len + 1);
+    redress__v1__envelope__pack(e, buf);
+    return buf;
+}
+
+void itest_new_ticket(Redress__V1__Envelope *e, Redress__V1__NewTicket *t, const char *event_id)
+{
+    redress__v1__envelope__init(e);
+    redress__v1__new_ticket__init(t);
+    e->schema_version = 1;
+    e->gateway_id = "itest-gw";
+    e->event_id = (char *)event_id;
+    e->occurred_at_ms = rd_now_ms() - 60000;
+    e->payload_case = REDRESS__V1__ENVELOPE__PAYLOAD_NEW_TICKET;
+    e->new_ticket = t;
+    t->channel = REDRESS__V1__CHANNEL__CHANNEL_HOTLINE;
+    t->customer_ref = "C-1001";
+    t->customer_name = "张三";
+    t->customer_phone = "+86 138 0000 0000";
+    t->region = "CN-44-03";
+    t->language = "zh-CN";
+    t->subject = "停电三天无人处理";
+    t->body = "我家从周一开始停电，打了三次95598都没有人来修。\n请尽快处理！";
+    t->organisation = "供电公司";
+    t->product = "居民用电";
+}
+
+void itest_action(Redress__V1__Envelope *e, Redress__V1__TicketAction *a, const char *event_id,
+                  const char *ticket_id, Redress__V1__ActionKind kind)
+{
+    redress__v1__envelope__init(e);
+    redress__v1__ticket_action__init(a);
+    e->schema_version = 1;
+    e->gateway_id = "itest-gw";
+    e->event_id = (char *)event_id;
+    e->occurred_at_ms = rd_now_ms();
+    e->payload_case = REDRESS__V1__ENVELOPE__PAYLOAD_ACTION;
+    e->action = a;
+    a->ticket_id = (char *)ticket_id;
+    a->kind = kind;
+    a->actor = "agent-007";
+}
+
+Redress__V1__Reply *itest_call_raw(rd_client *c, const void *buf, size_t len)
+{
+    if (rd_client_send_raw(c, buf, len) < 0)
+        return NULL;
+    Redress__V1__Reply *r = NULL;
+    return rd_client_recv(c, 10000, &r) == 1 ? r : NULL;
+}
+
+Redress__V1__Reply *itest_call(rd_client *c, const Redress__V1__Envelope *e)
+{
+    size_t len;
+    uint8_t *buf = itest_pack(e, &len);
+    Redress__V1__Reply *r = itest_call_raw(c, buf, len);
+    free(buf);
+    return r;
+}
+
+const char *itest_cfpb_path(void)
+{
+    static char path[1024];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/../shared/datasets/cfpb/complaints_sample.csv", REDRESS_SOURCE_DIR);
+    return stat(path, &st) == 0 ? path : NULL;
+}
+
+Redress__V1__Reply *itest_call_frames(const char *endpoint, const void **frames, const size_t *lens, int n)
+{
+    void *ctx = zmq_ctx_new();
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    int linger = 0, tmo = 10000;
+    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof(tmo));
+    Redress__V1__Reply *r = NULL;
+    if (zmq_connect(s, endpoint) == 0) {
+        for (int i = 0; i < n; i++)
+            zmq_send(s, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, s, 0) >= 0)
+            r = redress__v1__reply__unpack(NULL, zmq_msg_size(&m), zmq_msg_data(&m));
+        zmq_msg_close(&m);
+    }
+    zmq_close(s);
+    zmq_ctx_term(ctx);
+    return r;
+}
