@@ -225,11 +225,12 @@ batching() {
 # children: the load generator, plus the psql calls of this script, which are small).
 PG_PID=$(head -n 1 "$WORK/pg/postmaster.pid")
 TICKS=$(getconf CLK_TCK)
-proc_ticks() { awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { print t + 0 }' "$@" 2>/dev/null || echo 0; }
+proc_ticks() { { cat "$@" 2>/dev/null || true; } | awk '{ sub(/.*\) /, ""); t += $12 + $13 } END { print t + 0 }'; }
 cpu_snap() { # VAR: sets VAR; runs in this shell (not in $(...)) so that `times` sees our children
   local machine intake pg ours pids
   machine=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
-  intake=$(proc_ticks "/proc/$INTAKE_PID/stat")
+  intake=0
+  if [[ -n $INTAKE_PID ]]; then intake=$(proc_ticks "/proc/$INTAKE_PID/stat"); fi
   pids=$(pgrep -P "$PG_PID" | sed 's|.*|/proc/&/stat|' | tr '\n' ' ')
   # shellcheck disable=SC2086
   pg=$(proc_ticks "/proc/$PG_PID/stat" $pids)
@@ -249,8 +250,9 @@ cpu_report() {
 
 # Samples what intake's PostgreSQL sessions wait on, 10 times a second, until stopped.
 waits_start() {
-  printf '%s \\watch 0.1\n' "SELECT COALESCE(wait_event_type || ':' || wait_event, 'CPU') || '/' || replace(state, ' ', '_')
-    FROM pg_stat_activity WHERE application_name = 'redress-intake'" |
+  printf '%s \\watch 0.1\n' "SELECT CASE WHEN backend_type = 'autovacuum worker' THEN 'autovacuum:' ELSE '' END
+      || COALESCE(wait_event_type || ':' || wait_event, 'CPU') || '/' || replace(COALESCE(state, 'active'), ' ', '_')
+    FROM pg_stat_activity WHERE application_name = 'redress-intake' OR backend_type = 'autovacuum worker'" |
     "${PSQL[@]}" -tA >"$WORK/waits.raw" 2>/dev/null &
   WAITS_PID=$!
 }
@@ -259,7 +261,7 @@ waits_stop() {
   wait "$WAITS_PID" 2>/dev/null || true
   WAITS_PID=
   grep -v '^$' "$WORK/waits.raw" >"$WORK/waits.txt" || true
-  say "  what intake's PostgreSQL sessions were doing ($(wc -l <"$WORK/waits.txt") samples; CPU = running, idle = waiting for intake):"
+  say "  PostgreSQL sessions of intake (and autovacuum), sampled every 0.1 s: CPU = running, idle = waiting for intake"
   sort "$WORK/waits.txt" | uniq -c | sort -rn | head -n 8 |
     awk -v t="$(wc -l <"$WORK/waits.txt")" '{ printf "    %5.1f%%  %s\n", 100 * $1 / t, $2 }'
 }
@@ -271,7 +273,10 @@ runload bench-warm "$RUN-w" --events "$WARMUP" --connections "$CONNECTIONS" --wi
 
 # ---- (b) throughput --------------------------------------------------------------------------------
 
-sql "CHECKPOINT" >/dev/null
+# Each measured run starts from a vacuumed, checkpointed database, so that neither autovacuum
+# catching up on the previous run's inserts nor a checkpoint it started lands in the window.
+settle() { sql "VACUUM (ANALYZE)" >/dev/null && sql "CHECKPOINT" >/dev/null; }
+settle
 hr "(b) throughput"
 s0=$(snap)
 c0='' c1=''
@@ -292,12 +297,14 @@ cpu_report "$c0" "$c1" "$(val elapsed_s)"
 
 L_P50=NA L_P99=NA L_RATE=NA
 if ((!SKIP_LATENCY)); then
-  sql "CHECKPOINT" >/dev/null
+  settle
   hr "(c) latency at $LAT_RATE events/s offered"
   s0=$(snap)
   cpu_snap c0
+  waits_start
   runload bench-lat "$RUN-l" --events "$LAT_EVENTS" --rate "$LAT_RATE" --connections "$LAT_CONNECTIONS" \
     --window "$LAT_WINDOW"
+  waits_stop
   cpu_snap c1
   s1=$(snap)
   L_P50=$(val p50_ms)
@@ -347,12 +354,14 @@ if ((!SKIP_COPY)); then
     for t in "${ORDER[@]}"; do echo "COPY $t ${COLS[$t]:-} FROM '$COPYDIR/$t.$ext' $fmt;"; done
     echo 'COMMIT;'
   } >"$WORK/copy.sql"
+  cpu_snap c0
   t0=$(date +%s.%N)
   "$PGBIN/psql" -X -v ON_ERROR_STOP=1 -d "$REDRESS_PG_DSN" -f "$WORK/copy.sql" >"$WORK/copy.out" 2>&1 || {
     cat "$WORK/copy.out" >&2
     die "COPY FROM failed"
   }
   t1=$(date +%s.%N)
+  cpu_snap c1
   WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
   # psql's \timing: one "Time: X ms" per statement, BEGIN .. COMMIT
   STMT_MS=$(awk '/^Time: / { s += $2 } END { printf "%.1f", s }' "$WORK/copy.out")
@@ -364,6 +373,9 @@ if ((!SKIP_COPY)); then
   C_RATE=$(awk -v n="${ROWS[tickets]}" -v ms="$STMT_MS" 'BEGIN { printf "%.0f", (ms > 0 ? n * 1000 / ms : 0) }')
   RATIO=$(awk -v a="$T_RATE" -v b="$C_RATE" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
   say "  COPY FROM, one transaction: ${ROWS[tickets]} complaints in ${C_SECS}s (statements; ${WALL}s wall with psql start)"
+  awk -v a="$c0" -v b="$c1" -v secs="$WALL" -v k="$TICKS" -v n="$(nproc)" 'BEGIN { split(a, x, " "); split(b, y, " ")
+    printf "  machine busy %.0f%% of %d CPUs during the COPY (one backend: about %.0f%% when nothing else runs)\n",
+      100 * (y[1] - x[1]) / (secs * k * n), n, 100 / n + 5 }'
   say "  = $C_RATE complaints/s; intake reached $T_RATE ACKed/s = ratio $RATIO of the COPY ceiling"
 fi
 

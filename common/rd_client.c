@@ -591,10 +591,11 @@ static bool stream_turn(stream *s)
 bool rd_client_stream(rd_client *c, const rd_stream_opts *opts, rd_stream_next_fn next, void *next_arg,
                       rd_stream_done_fn done, void *done_arg, rd_stream_stats *stats)
 {
-    rd_stream_stats local;
+    rd_stream_stats local = {0};
     stream s;
 
     memset(&s, 0, sizeof(s));
+    memset(&local, 0, sizeof(local));
     s.st = stats != NULL ? stats : &local;
     memset(s.st, 0, sizeof(*s.st));
     s.c = c;
@@ -653,6 +654,8 @@ static void call_done(void *arg, const char *event_id, const Redress__V1__Reply 
     size_t len;
     uint8_t *tmp;
 
+    (void)event_id; /* one event only */
+    (void)latency_us;
     if (reply == NULL)
         return;
     len = redress__v1__reply__get_packed_size(reply);

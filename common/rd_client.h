@@ -46,8 +46,7 @@ typedef struct {
 typedef bool (*rd_stream_next_fn)(void *arg, uint8_t **buf, size_t *len, char *event_id, size_t event_id_len);
 /* Called once per event with its final reply (NULL when it gave up) and the latency from first
  * send to final answer in microseconds. */
-typedef void (*rd_stream_done_fn)(void *arg, const char *event_id, const Redress__V1__Reply *reply,
-                                  int64_t latency_us);
+typedef void (*rd_stream_done_fn)(void *arg, const char *event_id, const Redress__V1__Reply *reply, int64_t latency_us);
 
 typedef struct {
     uint64_t sent, acked, replays, nacked, gave_up, resends, retried_busy;

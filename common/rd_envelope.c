@@ -125,8 +125,7 @@ static bool checkText(rd_verdict *v, const char *field, const char *s, bool requ
 {
     size_t len = s ? strlen(s) : 0;
     if (len == 0)
-        return required ? fail(v, REDRESS__V1__ERROR_CODE__ERROR_MISSING_FIELD, field, "%s is required", field)
-                        : true;
+        return required ? fail(v, REDRESS__V1__ERROR_CODE__ERROR_MISSING_FIELD, field, "%s is required", field) : true;
     if (len > max) {
         char m[64];
         snprintf(m, sizeof(m), "%s is longer than %zu bytes", field, max);
@@ -225,8 +224,7 @@ static bool checkAction(rd_verdict *v, const Redress__V1__TicketAction *a)
             return fail(v, REDRESS__V1__ERROR_CODE__ERROR_MISSING_FIELD, "satisfaction",
                         "satisfaction (1-5) is required for a return visit");
         if (a->satisfaction > 5)
-            return fail(v, REDRESS__V1__ERROR_CODE__ERROR_INVALID_FIELD, "satisfaction",
-                        "satisfaction must be 1-5");
+            return fail(v, REDRESS__V1__ERROR_CODE__ERROR_INVALID_FIELD, "satisfaction", "satisfaction must be 1-5");
     } else if (a->satisfaction != 0) {
         return fail(v, REDRESS__V1__ERROR_CODE__ERROR_INVALID_FIELD, "satisfaction",
                     "satisfaction only belongs to a return visit");
@@ -242,8 +240,7 @@ bool rd_envelope_validate(const Redress__V1__Envelope *env, int64_t now_ms, rd_v
     if (env->schema_version != RD_SCHEMA_VERSION)
         return fail(v, REDRESS__V1__ERROR_CODE__ERROR_UNSUPPORTED_VERSION, "schema_version",
                     "schema_version must be 1");
-    if (!checkGateway(v, env->gateway_id) ||
-        !checkText(v, "event_id", env->event_id, true, RD_MAX_ID_BYTES, false))
+    if (!checkGateway(v, env->gateway_id) || !checkText(v, "event_id", env->event_id, true, RD_MAX_ID_BYTES, false))
         return false;
     if (env->occurred_at_ms == 0)
         return fail(v, REDRESS__V1__ERROR_CODE__ERROR_MISSING_FIELD, "occurred_at_ms", "occurred_at_ms is required");
@@ -279,8 +276,8 @@ void rd_envelope_digest(const Redress__V1__Envelope *env, uint8_t out[32])
 /* ---- names --------------------------------------------------------------------------------- */
 
 static const char *const channelNames[] = {
-    NULL,        "hotline",       "web",          "email",  "app", "walk_in", "regulator",
-    "mayor_hotline", "social_media", "postal", "fax", "referral",
+    NULL,        "hotline",       "web",          "email",  "app", "walk_in",
+    "regulator", "mayor_hotline", "social_media", "postal", "fax", "referral",
 };
 #define NCHANNELS (sizeof(channelNames) / sizeof(channelNames[0]))
 
@@ -320,9 +317,9 @@ Redress__V1__ActionKind rd_action_parse(const char *name)
 const char *rd_error_name(Redress__V1__ErrorCode c)
 {
     static const char *const names[] = {
-        "NONE",      "MALFORMED",    "TOO_LARGE",   "UNSUPPORTED_VERSION", "MISSING_FIELD",
-        "INVALID_FIELD", "NOT_FOUND", "INVALID_TRANSITION", "CONFLICT",  "UNAUTHORIZED",
-        "FORBIDDEN", "UNAVAILABLE",  "OVERLOADED",  "INTERNAL",
+        "NONE",       "MALFORMED",          "TOO_LARGE", "UNSUPPORTED_VERSION", "MISSING_FIELD", "INVALID_FIELD",
+        "NOT_FOUND",  "INVALID_TRANSITION", "CONFLICT",  "UNAUTHORIZED",        "FORBIDDEN",     "UNAVAILABLE",
+        "OVERLOADED", "INTERNAL",
     };
     return ((unsigned)c < sizeof(names) / sizeof(names[0])) ? names[c] : "UNKNOWN";
 }

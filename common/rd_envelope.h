@@ -16,17 +16,17 @@
 #include "rd_lifecycle.h"
 #include "redress.pb-c.h"
 
-#define RD_SCHEMA_VERSION      1
-#define RD_MAX_FRAME_BYTES     (1024 * 1024) /* default; intake.max_frame_bytes may lower it */
-#define RD_MAX_TEXT_BYTES      (64 * 1024)   /* body, note */
-#define RD_MAX_SUBJECT_BYTES   1024
-#define RD_MAX_SHORT_BYTES     256           /* names, refs, regions, reasons... */
-#define RD_MAX_ID_BYTES        128           /* event ids */
-#define RD_MAX_GATEWAY_BYTES   64
-#define RD_MAX_URI_BYTES       2048
-#define RD_MAX_ATTACHMENTS     32
-#define RD_MIN_OCCURRED_MS     946684800000LL     /* 2000-01-01T00:00:00Z */
-#define RD_MAX_FUTURE_MS       (24LL * 3600 * 1000) /* clocks drift; a day ahead is absurd */
+#define RD_SCHEMA_VERSION    1
+#define RD_MAX_FRAME_BYTES   (1024 * 1024) /* default; intake.max_frame_bytes may lower it */
+#define RD_MAX_TEXT_BYTES    (64 * 1024)   /* body, note */
+#define RD_MAX_SUBJECT_BYTES 1024
+#define RD_MAX_SHORT_BYTES   256 /* names, refs, regions, reasons... */
+#define RD_MAX_ID_BYTES      128 /* event ids */
+#define RD_MAX_GATEWAY_BYTES 64
+#define RD_MAX_URI_BYTES     2048
+#define RD_MAX_ATTACHMENTS   32
+#define RD_MIN_OCCURRED_MS   946684800000LL       /* 2000-01-01T00:00:00Z */
+#define RD_MAX_FUTURE_MS     (24LL * 3600 * 1000) /* clocks drift; a day ahead is absurd */
 
 /* Why an envelope was refused. field is a static string naming the proto field, or NULL. */
 typedef struct {
@@ -59,7 +59,7 @@ const char *rd_channel_name(Redress__V1__Channel c);
 Redress__V1__Channel rd_channel_parse(const char *name); /* 0 when unknown */
 rd_event rd_action_event(Redress__V1__ActionKind k);     /* RD_EV_INVALID when unknown */
 Redress__V1__ActionKind rd_action_parse(const char *name);
-const char *rd_error_name(Redress__V1__ErrorCode c);      /* "CONFLICT", ... */
+const char *rd_error_name(Redress__V1__ErrorCode c); /* "CONFLICT", ... */
 
 /* Packs a reply into a malloc'd buffer. */
 uint8_t *rd_reply_pack(const Redress__V1__Reply *r, size_t *len);

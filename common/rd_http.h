@@ -23,8 +23,7 @@ typedef bool (*rd_health_fn)(void *arg, char *detail, size_t detail_len);
 typedef int (*rd_http_handler)(void *arg, const char *path, const char *query, char **body, size_t *body_len,
                                const char **content_type);
 
-rd_http *rd_http_start(const char *bind_ip, int port, rd_health_fn health, void *health_arg, char *err,
-                       int errlen);
+rd_http *rd_http_start(const char *bind_ip, int port, rd_health_fn health, void *health_arg, char *err, int errlen);
 /* Registers a handler for every path starting with prefix. Call before traffic arrives. */
 bool rd_http_route(rd_http *h, const char *prefix, rd_http_handler fn, void *arg);
 void rd_http_stop(rd_http **h);

@@ -38,8 +38,8 @@ typedef enum {
 
 typedef enum {
     RD_EV_INVALID = 0,
-    RD_EV_CLASSIFY,      /* internal: classifier decided */
-    RD_EV_ASSIGN,        /* internal: dispatcher assigned an owner */
+    RD_EV_CLASSIFY, /* internal: classifier decided */
+    RD_EV_ASSIGN,   /* internal: dispatcher assigned an owner */
     RD_EV_ACCEPT,
     RD_EV_REPLY,
     RD_EV_TRANSFER,

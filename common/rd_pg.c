@@ -14,9 +14,10 @@
 
 PGconn *rd_pg_connect(const char *dsn, const char *application_name, char *err, int errlen)
 {
-    const char *keys[] = {"dbname", "application_name", "connect_timeout", NULL};
-    const char *vals[] = {dsn, application_name, "5", NULL};
-    /* expand_dbname=1: dbname holds the whole DSN; later keys fill in only what it left unset. */
+    /* libpq keeps the last value of a repeated key, so our defaults come first and anything the
+     * DSN (expanded from dbname, expand_dbname=1) says wins. */
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {"5", application_name, dsn, NULL};
     PGconn *c = PQconnectdbParams(keys, vals, 1);
     if (c == NULL) {
         snprintf(err, errlen, "out of memory");

@@ -37,13 +37,13 @@ typedef struct {
 } rd_pgarr;
 
 void rd_pgarr_init(rd_pgarr *a);
-void rd_pgarr_reset(rd_pgarr *a);      /* empty it, keep the memory */
+void rd_pgarr_reset(rd_pgarr *a); /* empty it, keep the memory */
 void rd_pgarr_free(rd_pgarr *a);
 void rd_pgarr_text(rd_pgarr *a, const char *s, size_t len);
 void rd_pgarr_str(rd_pgarr *a, const char *s); /* NULL is stored as "" */
 void rd_pgarr_int(rd_pgarr *a, int64_t v);
 void rd_pgarr_bool(rd_pgarr *a, bool v);
 void rd_pgarr_bytea(rd_pgarr *a, const uint8_t *p, size_t len); /* hex form */
-const char *rd_pgarr_finish(rd_pgarr *a); /* closes the literal; valid until the next change */
+const char *rd_pgarr_finish(rd_pgarr *a);                       /* closes the literal; valid until the next change */
 
 #endif

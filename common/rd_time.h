@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-int64_t rd_now_ms(void);       /* wall clock, Unix epoch milliseconds */
-int64_t rd_mono_us(void);      /* monotonic microseconds, for latencies and deadlines */
-void rd_sleep_ms(int64_t ms);  /* sleeps, restarting after signals until the time has passed */
+int64_t rd_now_ms(void);      /* wall clock, Unix epoch milliseconds */
+int64_t rd_mono_us(void);     /* monotonic microseconds, for latencies and deadlines */
+void rd_sleep_ms(int64_t ms); /* sleeps, restarting after signals until the time has passed */
 
 #endif

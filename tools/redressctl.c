@@ -116,7 +116,8 @@ static const char help_main[] =
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
-    "  --endpoint URL    intake endpoint(s), comma-separated  [$REDRESS_INTAKE_ENDPOINT, " DEFAULT_ENDPOINT "]\n"
+    "  --endpoint URL    intake endpoint(s), comma-separated  [$REDRESS_INTAKE_ENDPOINT,\n"
+    "                    " DEFAULT_ENDPOINT "]\n"
     "  --gateway ID      gateway id events are sent as        [$REDRESS_GATEWAY_ID, " DEFAULT_GATEWAY "]\n"
     "  --dsn DSN         PostgreSQL connection string         [$REDRESS_PG_DSN,\n"
     "                    " DEFAULT_DSN "]\n"
@@ -165,7 +166,8 @@ static const char help_submit[] =
     "--csv FILE replays a CFPB complaints CSV, pipelined, and prints a summary:\n"
     "  --limit N     the first N rows only\n"
     "  --window N    requests in flight at most [64]\n"
-    "  --rate R      offer R events per second (latency counts from the scheduled time) [as fast as possible]\n"
+    "  --rate R      offer R events per second, latency counted from each scheduled time\n"
+    "                [0: as fast as the window allows]\n"
     "  --prefix P    event id prefix, so the same rows can be sent again as new events [cfpb-]\n"
     "  --timeout is then how long each event may take.\n"
     "\n"
@@ -777,8 +779,7 @@ static bool json_attachment(ticket_draft *d, json_t *o, char *err, size_t errlen
         snprintf(err, errlen, "attachments: each one must be an object");
         return false;
     }
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         bool ok = false;
         if (strcmp(key, "uri") == 0 && json_is_string(v))
             a.uri = json_string_value(v), ok = true;
@@ -827,8 +828,7 @@ static bool json_ticket_field(ticket_draft *d, const char *key, json_t *v, char 
     } else if (strcmp(key, "occurred_at_ms") == 0 && json_is_integer(v)) {
         d->occurred_at_ms = json_integer_value(v);
     } else if (strcmp(key, "attachments") == 0 && json_is_array(v)) {
-        json_array_foreach(v, i, a)
-        {
+        json_array_foreach (v, i, a) {
             if (!json_attachment(d, a, err, errlen))
                 return false;
         }
@@ -852,8 +852,7 @@ static bool json_to_draft(json_t *o, ticket_draft *d, char *err, size_t errlen)
         snprintf(err, errlen, "expected an object or an array of objects");
         return false;
     }
-    json_object_foreach(o, key, v)
-    {
+    json_object_foreach (o, key, v) {
         if (!json_ticket_field(d, key, v, err, errlen))
             return false;
     }
@@ -911,8 +910,7 @@ static bool json_array_valid(json_t *root, const char *path)
     json_t *o;
     bool ok = true;
 
-    json_array_foreach(root, i, o)
-    {
+    json_array_foreach (root, i, o) {
         ticket_draft d;
         char err[300];
         draft_init(&d);
@@ -947,8 +945,7 @@ static int submit_json(const globals *g, const char *path)
         json_t *o;
         if (json_array_size(root) == 0)
             fprintf(stderr, "note: %s: empty array, nothing sent\n", path);
-        json_array_foreach(root, i, o)
-        {
+        json_array_foreach (root, i, o) {
             int one = send_json_element(c, g, o, i);
             if (one > rc)
                 rc = one;

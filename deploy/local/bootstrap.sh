@@ -11,7 +11,7 @@ usage() {
 Usage: deploy/local/bootstrap.sh [--no-install] [--no-build] [BUILD_DIR]
 
 1. Installs the Debian packages listed in deploy/local/packages.txt that are missing
-   (apt-get; needs root, works without a terminal, e.g. in CI).
+   (apt-get; needs root or password-less sudo, never prompts, so it works in CI).
 2. Configures and builds the project into BUILD_DIR (default: build, relative to the repo root):
      cmake -S . -B BUILD_DIR -DCMAKE_BUILD_TYPE=RelWithDebInfo $REDRESS_CMAKE_ARGS
      cmake --build BUILD_DIR -j$(nproc)
@@ -70,18 +70,21 @@ install_packages() {
   done
   ((${#missing[@]})) || return 0
 
+  # No terminal in CI: never ask, keep existing config files, wait for a busy dpkg lock.
+  local apt=(env DEBIAN_FRONTEND=noninteractive apt-get -q -o DPkg::Lock::Timeout=600
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
   if ((EUID != 0)); then
-    die "missing Debian packages: ${missing[*]}
+    # Not root: only a sudo that needs no password will do; we never prompt.
+    if ! { command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; }; then
+      die "missing Debian packages: ${missing[*]}
 Install them as root, then re-run:
   sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+    fi
+    apt=(sudo -n "${apt[@]}")
   fi
   say "installing missing packages: ${missing[*]}"
-  # No terminal in CI: never ask, keep existing config files, wait for a busy dpkg lock.
-  local apt=(apt-get -q -o DPkg::Lock::Timeout=600
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" update </dev/null ||
-    die "apt-get update failed (see above)"
-  DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null ||
+  "${apt[@]}" update </dev/null || die "apt-get update failed (see above)"
+  "${apt[@]}" install -y --no-install-recommends "${missing[@]}" </dev/null ||
     die "apt-get install failed for: ${missing[*]} (see above)"
   # The postgresql and redis-server packages may start system services on ports 5432 and 6379;
   # Redress never uses those, its servers run on their own ports.

@@ -62,10 +62,14 @@ for f in "${pidfiles[@]}"; do
   rm -f "$f"
 done
 
-say "stopping Redis"
-rd_redis_stop "$var" || failed=1
-say "stopping PostgreSQL"
-rd_pg_stop "$var" || failed=1
+if rd_pid_alive "$(cat "$var/redis/redis.pid" 2>/dev/null || true)"; then
+  say "stopping Redis"
+  rd_redis_stop "$var" || failed=1
+fi
+if [[ -f $var/pg/postmaster.pid ]]; then
+  say "stopping PostgreSQL"
+  rd_pg_stop "$var" || failed=1
+fi
 
 if ((failed)); then
   ((purge)) && say "not purging var/: something is still running"

@@ -22,13 +22,15 @@ Starts the local Redress stack (run from anywhere; everything lives in the repo)
 Already running parts are left alone. Stop everything with deploy/local/down.sh.
 
 Options:
-  --no-build  skip installing and building (same as REDRESS_SKIP_BUILD=1)
+  --no-build  do not build, start what build/ has (same as REDRESS_SKIP_BUILD=1);
+              missing packages are still installed
   -h, --help  show this help
 
 Environment:
   REDRESS_PG_PORT, REDRESS_REDIS_PORT  ports of the local servers (55432, 56379)
   REDRESS_CMAKE_ARGS                   extra cmake arguments for the build
   REDRESS_SKIP_BUILD=1                 start from the existing ./build as it is
+  REDRESS_SKIP_INSTALL=1               do not check or install Debian packages
 EOF
 }
 
@@ -60,7 +62,8 @@ services=(intake classifier dispatcher escalation reporting)
 
 # ---- 1. install and build ----------------------------------------------------------------------
 if [[ $skip_build == 1 ]]; then
-  say "skipping install and build (REDRESS_SKIP_BUILD=1 / --no-build)"
+  say "not building (REDRESS_SKIP_BUILD=1 / --no-build): starting what build/ has"
+  REDRESS_SKIP_BUILD=1 "$root/deploy/local/bootstrap.sh" --no-build
 else
   "$root/deploy/local/bootstrap.sh" build
 fi

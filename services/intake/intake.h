@@ -29,7 +29,7 @@
 typedef struct intake_item {
     uint8_t rid[256]; /* ROUTER routing id of the gateway connection */
     uint8_t rid_len;
-    bool req_style;   /* the client sent an empty delimiter frame (REQ socket): echo it */
+    bool req_style; /* the client sent an empty delimiter frame (REQ socket): echo it */
     Redress__V1__Envelope *env;
     uint8_t digest[32];
     char ticket_id[37];   /* new tickets: generated here; actions: from the envelope */
@@ -59,8 +59,8 @@ typedef struct intake_cfg {
 } intake_cfg;
 
 typedef struct intake_metrics {
-    rd_metric *received, *acked, *replays, *nacks[16], *batches, *batch_size, *commit_seconds, *ack_seconds,
-        *pending, *db_up, *handoff_dropped, *writer_errors;
+    rd_metric *received, *acked, *replays, *nacks[16], *batches, *batch_size, *commit_seconds, *ack_seconds, *pending,
+        *db_up, *handoff_dropped, *writer_errors;
 } intake_metrics;
 
 typedef struct intake {

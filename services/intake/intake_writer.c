@@ -147,7 +147,9 @@ static void writerDisconnect(writer *w, const char *why)
     w->conn = NULL;
     atomic_fetch_sub(&w->in->connected, 1);
     rd_metric_set(w->in->m.db_up, atomic_load(&w->in->connected) > 0);
-    rd_log(RD_LOG_WARN, "lost PostgreSQL", "writer", w->idx == 0 ? "0" : "n", "error", why, NULL);
+    char idx[16];
+    snprintf(idx, sizeof(idx), "%d", w->idx);
+    rd_log(RD_LOG_WARN, "lost PostgreSQL", "writer", idx, "error", why, NULL);
 }
 
 /* One attempt, at most as often as the backoff allows. */
@@ -376,8 +378,8 @@ static bool applyAction(writer *w, intake_item *it, PGresult **fail)
     char hex[2 + 64 + 1] = "\\x";
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 + 2 * i, 3, "%02x", it->digest[i]);
-    const char *pp[6] = {it->env->gateway_id, it->env->event_id, hex, a->ticket_id, rd_event_name(ev),
-                         rd_state_name(to)};
+    const char *pp[6] = {it->env->gateway_id, it->env->event_id, hex,
+                         a->ticket_id,        rd_event_name(ev), rd_state_name(to)};
     r = PQexecPrepared(w->conn, "ledger_put", 6, pp, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) {
         *fail = r;

@@ -41,32 +41,31 @@ static void onSignal(int sig)
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: redress-intake [--config FILE] [--check-config] [--help] [--version]\n"
-            "\n"
-            "The Redress intake service: authenticates nothing yet (see docs/security.md), validates\n"
-            "every event from the gateways, stores it in PostgreSQL (group commit) and only then ACKs.\n"
-            "\n"
-            "Options:\n"
-            "  -c, --config FILE   configuration file (see deploy/config/redress.conf.example)\n"
-            "      --check-config  load and validate the configuration, print it, and exit\n"
-            "  -h, --help          this text\n"
-            "  -V, --version       print the version\n"
-            "\n"
-            "Configuration keys (environment REDRESS_<KEY> overrides, e.g. REDRESS_PG_DSN):\n"
-            "  pg.dsn                    libpq connection string\n"
-            "  intake.bind               ROUTER endpoint for gateways     [tcp://127.0.0.1:7401]\n"
-            "  intake.push_bind          PUSH hand-off to the next stage  [tcp://127.0.0.1:7402]\n"
-            "  intake.pub_bind           PUB of every committed event     [tcp://127.0.0.1:7403]\n"
-            "  intake.writers            PostgreSQL writer connections    [2]\n"
-            "  intake.max_batch          events per transaction at most   [512]\n"
-            "  intake.max_wait_us        longest wait to fill a batch     [2000]\n"
-            "  intake.max_frame_bytes    larger frames get TOO_LARGE      [1048576]\n"
-            "  intake.max_wire_bytes     larger frames drop the connection [8388608]\n"
-            "  intake.max_pending        uncommitted events before OVERLOADED [20000]\n"
-            "  intake.statement_timeout_ms                                 [10000]\n"
-            "  intake.http_bind, intake.http_port  /healthz and /metrics  [127.0.0.1, 9401; 0 = off]\n"
-            "  log.level                 debug|info|warn|error            [info]\n");
+    fprintf(out, "Usage: redress-intake [--config FILE] [--check-config] [--help] [--version]\n"
+                 "\n"
+                 "The Redress intake service: authenticates nothing yet (see docs/security.md), validates\n"
+                 "every event from the gateways, stores it in PostgreSQL (group commit) and only then ACKs.\n"
+                 "\n"
+                 "Options:\n"
+                 "  -c, --config FILE   configuration file (see deploy/config/redress.conf.example)\n"
+                 "      --check-config  load and validate the configuration, print it, and exit\n"
+                 "  -h, --help          this text\n"
+                 "  -V, --version       print the version\n"
+                 "\n"
+                 "Configuration keys (environment REDRESS_<KEY> overrides, e.g. REDRESS_PG_DSN):\n"
+                 "  pg.dsn                    libpq connection string\n"
+                 "  intake.bind               ROUTER endpoint for gateways     [tcp://127.0.0.1:7401]\n"
+                 "  intake.push_bind          PUSH hand-off to the next stage  [tcp://127.0.0.1:7402]\n"
+                 "  intake.pub_bind           PUB of every committed event     [tcp://127.0.0.1:7403]\n"
+                 "  intake.writers            PostgreSQL writer connections    [2]\n"
+                 "  intake.max_batch          events per transaction at most   [512]\n"
+                 "  intake.max_wait_us        longest wait to fill a batch     [2000]\n"
+                 "  intake.max_frame_bytes    larger frames get TOO_LARGE      [1048576]\n"
+                 "  intake.max_wire_bytes     larger frames drop the connection [8388608]\n"
+                 "  intake.max_pending        uncommitted events before OVERLOADED [20000]\n"
+                 "  intake.statement_timeout_ms                                 [10000]\n"
+                 "  intake.http_bind, intake.http_port  /healthz and /metrics  [127.0.0.1, 9401; 0 = off]\n"
+                 "  log.level                 debug|info|warn|error            [info]\n");
 }
 
 /* ---- configuration ------------------------------------------------------------------------- */
@@ -321,8 +320,8 @@ static void acceptOne(loop *l)
         return;
     }
     rd_verdict v;
-    Redress__V1__Envelope *env = rd_envelope_decode(zmq_msg_data(&payload), zmq_msg_size(&payload),
-                                                    (size_t)in->cfg.max_frame_bytes, &v);
+    Redress__V1__Envelope *env =
+        rd_envelope_decode(zmq_msg_data(&payload), zmq_msg_size(&payload), (size_t)in->cfg.max_frame_bytes, &v);
     zmq_msg_close(&payload);
     if (env == NULL) {
         nackNow(l, rid, rid_len, req, NULL, v.code, v.field, v.message, 0);
@@ -490,8 +489,8 @@ int main(int argc, char **argv)
     if (checkOnly) {
         printf("intake.bind=%s\nintake.push_bind=%s\nintake.pub_bind=%s\nintake.writers=%lld\n"
                "intake.max_batch=%lld\nintake.max_pending=%lld\nintake.http_port=%lld\n",
-               in.cfg.bind, in.cfg.push_bind, in.cfg.pub_bind, (long long)in.cfg.writers,
-               (long long)in.cfg.max_batch, (long long)in.cfg.max_pending, (long long)in.cfg.http_port);
+               in.cfg.bind, in.cfg.push_bind, in.cfg.pub_bind, (long long)in.cfg.writers, (long long)in.cfg.max_batch,
+               (long long)in.cfg.max_pending, (long long)in.cfg.http_port);
         rd_config_destroy(&cfg);
         return 0;
     }

@@ -544,6 +544,12 @@ class Suite:
         expect_nack(self.gw.call(e), pb.ERROR_MISSING_FIELD)
         e = set_action(envelope(f"{RUN}-uuid-1"), "not-a-uuid", pb.ACTION_CHASE)
         expect_nack(self.gw.call(e), pb.ERROR_INVALID_FIELD, field="ticket_id")
+        e = new_ticket(f"{RUN}-gw-65", ZH)
+        e.gateway_id = "g" * 65  # limit 64 bytes
+        expect_nack(self.gw.call(e), pb.ERROR_TOO_LARGE, field="gateway_id")
+        eid = f"{RUN}-ev-129-"
+        e = new_ticket(eid + "x" * (129 - len(eid)), ZH)  # limit 128 bytes
+        expect_nack(self.gw.call(e), pb.ERROR_TOO_LARGE, field="event_id")
 
     # -- actions --
 
@@ -778,7 +784,7 @@ def main():
             ("invalid UTF-8 (crafted bytes) -> INVALID_FIELD", suite.invalid_utf8),
             ("control characters -> INVALID_FIELD", suite.control_chars),
             ("unknown enum values -> INVALID_FIELD", suite.unknown_enums),
-            ("garbage, NUL, version, sha256, size, missing, bad UUID", suite.other_refusals),
+            ("garbage, NUL, version, sha256, sizes, missing, bad UUID", suite.other_refusals),
             ("action CHASE -> ACK state new (and its replay)", suite.chase),
             ("action ACCEPT on a new ticket -> INVALID_TRANSITION", suite.accept_refused),
             ("200 events pipelined on one DEALER", suite.pipeline),

@@ -221,14 +221,16 @@ int64_t itest_count(PGconn *c, const char *sql)
 
 char *itest_db_fingerprint(PGconn *c)
 {
-    static const char *const tables[] = {"customers", "tickets", "ticket_attachments", "ticket_history",
-                                         "inbound_events", "consumer_offsets"};
+    static const char *const tables[] = {"customers",      "tickets",        "ticket_attachments",
+                                         "ticket_history", "inbound_events", "consumer_offsets"};
     size_t cap = 4096, len = 0;
     char *out = calloc(1, cap);
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         char sql[256];
-        snprintf(sql, sizeof(sql), "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')"
-                                   " FROM %s t", tables[i]);
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '')"
+                 " FROM %s t",
+                 tables[i]);
         PGresult *r = PQexec(c, sql);
         const char *v = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "error";
         len += (size_t)snprintf(out + len, cap - len, "%s=%s;", tables[i], v);
@@ -267,8 +269,8 @@ void itest_new_ticket(Redress__V1__Envelope *e, Redress__V1__NewTicket *t, const
     t->product = "居民用电";
 }
 
-void itest_action(Redress__V1__Envelope *e, Redress__V1__TicketAction *a, const char *event_id,
-                  const char *ticket_id, Redress__V1__ActionKind kind)
+void itest_action(Redress__V1__Envelope *e, Redress__V1__TicketAction *a, const char *event_id, const char *ticket_id,
+                  Redress__V1__ActionKind kind)
 {
     redress__v1__envelope__init(e);
     redress__v1__ticket_action__init(a);

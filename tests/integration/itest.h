@@ -40,8 +40,8 @@ char *itest_db_fingerprint(PGconn *c);
 uint8_t *itest_pack(const Redress__V1__Envelope *e, size_t *len);
 /* A valid new-ticket envelope with defaults the caller may change (strings point to statics). */
 void itest_new_ticket(Redress__V1__Envelope *e, Redress__V1__NewTicket *t, const char *event_id);
-void itest_action(Redress__V1__Envelope *e, Redress__V1__TicketAction *a, const char *event_id,
-                  const char *ticket_id, Redress__V1__ActionKind kind);
+void itest_action(Redress__V1__Envelope *e, Redress__V1__TicketAction *a, const char *event_id, const char *ticket_id,
+                  Redress__V1__ActionKind kind);
 
 /* Sends one raw frame and waits for the reply (timeout 10 s); NULL on timeout. */
 Redress__V1__Reply *itest_call_raw(rd_client *c, const void *buf, size_t len);

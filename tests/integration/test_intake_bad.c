@@ -35,33 +35,115 @@ typedef struct {
 /* ---- mutators: each makes one thing wrong ------------------------------------------------ */
 #define T (e->new_ticket)
 #define A (e->action)
-static void vZero(Redress__V1__Envelope *e) { e->schema_version = 0; }
-static void vTwo(Redress__V1__Envelope *e) { e->schema_version = 2; }
-static void gwEmpty(Redress__V1__Envelope *e) { e->gateway_id = ""; }
-static void gwSpace(Redress__V1__Envelope *e) { e->gateway_id = "bad gateway"; }
-static void gwLong(Redress__V1__Envelope *e) { e->gateway_id = longId + sizeof(longId) - 1 - 65; }
-static void evEmpty(Redress__V1__Envelope *e) { e->event_id = ""; }
-static void evLong(Redress__V1__Envelope *e) { e->event_id = longId + sizeof(longId) - 1 - 129; }
-static void evNewline(Redress__V1__Envelope *e) { e->event_id = "ev\nil"; }
-static void tZero(Redress__V1__Envelope *e) { e->occurred_at_ms = 0; }
-static void tOld(Redress__V1__Envelope *e) { e->occurred_at_ms = 631152000000LL; /* 1990 */ }
-static void tFuture(Redress__V1__Envelope *e) { e->occurred_at_ms += 3LL * 86400 * 1000; }
-static void tNeg(Redress__V1__Envelope *e) { e->occurred_at_ms = -5; }
-static void noPayload(Redress__V1__Envelope *e) { e->payload_case = REDRESS__V1__ENVELOPE__PAYLOAD__NOT_SET; }
-static void chZero(Redress__V1__Envelope *e) { T->channel = 0; }
-static void chUnknown(Redress__V1__Envelope *e) { T->channel = (Redress__V1__Channel)99; }
-static void custEmpty(Redress__V1__Envelope *e) { T->customer_ref = ""; }
-static void noText(Redress__V1__Envelope *e) { T->subject = ""; T->body = ""; }
-static void bodyBadUtf8(Redress__V1__Envelope *e) { T->body = "bad \xff\xfe bytes"; }
-static void bodyOverlong(Redress__V1__Envelope *e) { T->body = "overlong \xc0\xaf slash"; }
-static void bodySurrogate(Redress__V1__Envelope *e) { T->body = "surrogate \xed\xa0\x80 half"; }
-static void bodyTruncUtf8(Redress__V1__Envelope *e) { T->body = "truncated \xe4\xb8"; }
-static void bodyTooBig(Redress__V1__Envelope *e) { T->body = bigText; }
-static void subjectNewline(Redress__V1__Envelope *e) { T->subject = "two\nlines"; }
-static void subjectC1(Redress__V1__Envelope *e) { T->subject = "next line \xc2\x85 control"; }
-static void nameControl(Redress__V1__Envelope *e) { T->customer_name = "bell\x07"; }
-static void bodyEscape(Redress__V1__Envelope *e) { T->body = "escape \x1b[31m red"; }
-static void langLong(Redress__V1__Envelope *e) { T->language = "zh-Hans-CN-x-private-extension-long-tag"; }
+static void vZero(Redress__V1__Envelope *e)
+{
+    e->schema_version = 0;
+}
+static void vTwo(Redress__V1__Envelope *e)
+{
+    e->schema_version = 2;
+}
+static void gwEmpty(Redress__V1__Envelope *e)
+{
+    e->gateway_id = "";
+}
+static void gwSpace(Redress__V1__Envelope *e)
+{
+    e->gateway_id = "bad gateway";
+}
+static void gwLong(Redress__V1__Envelope *e)
+{
+    e->gateway_id = longId + sizeof(longId) - 1 - 65;
+}
+static void evEmpty(Redress__V1__Envelope *e)
+{
+    e->event_id = "";
+}
+static void evLong(Redress__V1__Envelope *e)
+{
+    e->event_id = longId + sizeof(longId) - 1 - 129;
+}
+static void evNewline(Redress__V1__Envelope *e)
+{
+    e->event_id = "ev\nil";
+}
+static void tZero(Redress__V1__Envelope *e)
+{
+    e->occurred_at_ms = 0;
+}
+static void tOld(Redress__V1__Envelope *e)
+{
+    e->occurred_at_ms = 631152000000LL; /* 1990 */
+}
+static void tFuture(Redress__V1__Envelope *e)
+{
+    e->occurred_at_ms += 3LL * 86400 * 1000;
+}
+static void tNeg(Redress__V1__Envelope *e)
+{
+    e->occurred_at_ms = -5;
+}
+static void noPayload(Redress__V1__Envelope *e)
+{
+    e->payload_case = REDRESS__V1__ENVELOPE__PAYLOAD__NOT_SET;
+}
+static void chZero(Redress__V1__Envelope *e)
+{
+    T->channel = 0;
+}
+static void chUnknown(Redress__V1__Envelope *e)
+{
+    T->channel = (Redress__V1__Channel)99;
+}
+static void custEmpty(Redress__V1__Envelope *e)
+{
+    T->customer_ref = "";
+}
+static void noText(Redress__V1__Envelope *e)
+{
+    T->subject = "";
+    T->body = "";
+}
+static void bodyBadUtf8(Redress__V1__Envelope *e)
+{
+    T->body = "bad \xff\xfe bytes";
+}
+static void bodyOverlong(Redress__V1__Envelope *e)
+{
+    T->body = "overlong \xc0\xaf slash";
+}
+static void bodySurrogate(Redress__V1__Envelope *e)
+{
+    T->body = "surrogate \xed\xa0\x80 half";
+}
+static void bodyTruncUtf8(Redress__V1__Envelope *e)
+{
+    T->body = "truncated \xe4\xb8";
+}
+static void bodyTooBig(Redress__V1__Envelope *e)
+{
+    T->body = bigText;
+}
+static void subjectNewline(Redress__V1__Envelope *e)
+{
+    T->subject = "two\nlines";
+}
+static void subjectC1(Redress__V1__Envelope *e)
+{
+    T->subject = "next line \xc2\x85 control";
+}
+static void nameControl(Redress__V1__Envelope *e)
+{
+    T->customer_name = "bell\x07";
+}
+static void bodyEscape(Redress__V1__Envelope *e)
+{
+    T->body = "escape \x1b[31m red";
+}
+static void langLong(Redress__V1__Envelope *e)
+{
+    T->language = "zh-Hans-CN-x-private-extension-long-tag";
+}
 static void attSha(Redress__V1__Envelope *e)
 {
     att[0].sha256.len = 31;
@@ -79,11 +161,26 @@ static void attTooMany(Redress__V1__Envelope *e)
     T->n_attachments = 33;
     T->attachments = attp;
 }
-static void aBadUuid(Redress__V1__Envelope *e) { A->ticket_id = "not-a-uuid-at-all-not-a-uuid-at-all!"; }
-static void aNoTicket(Redress__V1__Envelope *e) { A->ticket_id = ""; }
-static void aKindZero(Redress__V1__Envelope *e) { A->kind = 0; }
-static void aKindUnknown(Redress__V1__Envelope *e) { A->kind = (Redress__V1__ActionKind)42; }
-static void aNoActor(Redress__V1__Envelope *e) { A->actor = ""; }
+static void aBadUuid(Redress__V1__Envelope *e)
+{
+    A->ticket_id = "not-a-uuid-at-all-not-a-uuid-at-all!";
+}
+static void aNoTicket(Redress__V1__Envelope *e)
+{
+    A->ticket_id = "";
+}
+static void aKindZero(Redress__V1__Envelope *e)
+{
+    A->kind = 0;
+}
+static void aKindUnknown(Redress__V1__Envelope *e)
+{
+    A->kind = (Redress__V1__ActionKind)42;
+}
+static void aNoActor(Redress__V1__Envelope *e)
+{
+    A->actor = "";
+}
 static void aTransferNoReason(Redress__V1__Envelope *e)
 {
     A->kind = REDRESS__V1__ACTION_KIND__ACTION_TRANSFER;
@@ -94,7 +191,10 @@ static void aReturnNoTarget(Redress__V1__Envelope *e)
     A->kind = REDRESS__V1__ACTION_KIND__ACTION_RETURN;
     A->reason = "不属于本单位";
 }
-static void aVisitNoScore(Redress__V1__Envelope *e) { A->kind = REDRESS__V1__ACTION_KIND__ACTION_RETURN_VISIT; }
+static void aVisitNoScore(Redress__V1__Envelope *e)
+{
+    A->kind = REDRESS__V1__ACTION_KIND__ACTION_RETURN_VISIT;
+}
 static void aVisitSix(Redress__V1__Envelope *e)
 {
     A->kind = REDRESS__V1__ACTION_KIND__ACTION_RETURN_VISIT;
@@ -105,10 +205,22 @@ static void aScoreOnAccept(Redress__V1__Envelope *e)
     A->kind = REDRESS__V1__ACTION_KIND__ACTION_ACCEPT;
     A->satisfaction = 3;
 }
-static void aUnknownTicket(Redress__V1__Envelope *e) { A->ticket_id = "0190c3a2-0000-7000-8000-00000000dead"; }
-static void aAcceptNew(Redress__V1__Envelope *e) { A->kind = REDRESS__V1__ACTION_KIND__ACTION_ACCEPT; }
-static void aCloseNew(Redress__V1__Envelope *e) { A->kind = REDRESS__V1__ACTION_KIND__ACTION_CLOSE; }
-static void aResolveNew(Redress__V1__Envelope *e) { A->kind = REDRESS__V1__ACTION_KIND__ACTION_RESOLVE; }
+static void aUnknownTicket(Redress__V1__Envelope *e)
+{
+    A->ticket_id = "0190c3a2-0000-7000-8000-00000000dead";
+}
+static void aAcceptNew(Redress__V1__Envelope *e)
+{
+    A->kind = REDRESS__V1__ACTION_KIND__ACTION_ACCEPT;
+}
+static void aCloseNew(Redress__V1__Envelope *e)
+{
+    A->kind = REDRESS__V1__ACTION_KIND__ACTION_CLOSE;
+}
+static void aResolveNew(Redress__V1__Envelope *e)
+{
+    A->kind = REDRESS__V1__ACTION_KIND__ACTION_RESOLVE;
+}
 static void aReopenNew(Redress__V1__Envelope *e)
 {
     A->kind = REDRESS__V1__ACTION_KIND__ACTION_REOPEN;
@@ -188,8 +300,7 @@ static void expectCode(rd_client *c, const void *buf, size_t len, ecode want, co
     if (r == NULL)
         fail_msg("%s: no reply", what);
     if (r->error != want)
-        fail_msg("%s: got %s (%s), want %s", what, rd_error_name(r->error), r->message,
-                 rd_error_name(want));
+        fail_msg("%s: got %s (%s), want %s", what, rd_error_name(r->error), r->message, rd_error_name(want));
     assert_true(r->error == E(NONE) || (r->message && r->message[0]));
     redress__v1__reply__free_unpacked(r, NULL);
 }

@@ -91,7 +91,7 @@ static void test_cfpb_thousand_twice(void **state)
     assert_int_equal(itest_count(pg, "SELECT count(*) FROM ticket_history WHERE kind = 'created'"), N);
     assert_int_equal(itest_count(pg, "SELECT count(DISTINCT event_id) FROM tickets"), N);
     /* every ACKed ticket id is the ticket of exactly that event */
-    char (*first)[40] = malloc(sizeof(r->tickets));
+    char(*first)[40] = malloc(sizeof(r->tickets));
     memcpy(first, r->tickets, sizeof(r->tickets));
     for (int i = 0; i < N; i += 97) {
         char sql[256];

@@ -81,9 +81,9 @@ static void test_kill_mid_stream(void **state)
     rd_stream_opts o = {.window = 128, .attempt_timeout_ms = 1000, .deadline_ms = 120000};
     rd_stream_stats st;
     assert_true(rd_client_stream(c, &o, nextEvent, &r, onDone, &r, &st));
-    print_message("sent %llu, acked %llu, replays %llu, resends %llu, busy retries %llu\n",
-                  (unsigned long long)st.sent, (unsigned long long)st.acked, (unsigned long long)st.replays,
-                  (unsigned long long)st.resends, (unsigned long long)st.retried_busy);
+    print_message("sent %llu, acked %llu, replays %llu, resends %llu, busy retries %llu\n", (unsigned long long)st.sent,
+                  (unsigned long long)st.acked, (unsigned long long)st.replays, (unsigned long long)st.resends,
+                  (unsigned long long)st.retried_busy);
     assert_int_equal(r.kills, 2);
     assert_int_equal(r.acks, N);
     assert_int_equal(r.nacks, 0);

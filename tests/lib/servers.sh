@@ -295,7 +295,14 @@ rd_pg_stop() {
 
 rd__redis_pid() { cat "$1/redis.pid" 2>/dev/null || true; }
 
-rd__redis_ping() { [[ $(redis-cli -h 127.0.0.1 -p "$1" ping 2>/dev/null) == PONG ]]; }
+# rd__redis_ours PORT RDIR: the Redis answering on PORT is the one whose pid is in RDIR/redis.pid
+# (and not, say, a leftover from another run that happens to hold the port).
+rd__redis_ours() {
+  local pid
+  pid=$(rd__redis_pid "$2")
+  [[ -n $pid ]] || return 1
+  [[ $(redis-cli -h 127.0.0.1 -p "$1" info server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p') == "$pid" ]]
+}
 
 rd_redis_start() {
   local dir=${1:?usage: rd_redis_start DIR [PORT]} want=${2:-} rdir port pid try i
@@ -306,13 +313,13 @@ rd_redis_start() {
   pid=$(rd__redis_pid "$rdir")
   if rd_pid_alive "$pid"; then
     port=$(cat "$rdir/port" 2>/dev/null || true)
-    if [[ -n $port ]] && rd__redis_ping "$port"; then
+    if [[ -n $port ]] && rd__redis_ours "$port" "$rdir"; then
       [[ -z $want || $want == "$port" ]] ||
         rd__say "warning: Redis in $rdir is already running on port $port, not $want; leaving it"
       export REDRESS_REDIS_URL="redis://127.0.0.1:$port"
       return 0
     fi
-    rd__err "a process ($pid) from $rdir/redis.pid is running but does not answer as Redis; stop it first"
+    rd__err "the Redis in $rdir/redis.pid (pid $pid) does not answer on port ${port:-?}; stop it first"
     return 1
   fi
 
@@ -325,7 +332,7 @@ rd_redis_start() {
       --pidfile "$rdir/redis.pid" --logfile "$rdir/redis.log" --save '' --appendonly no \
       </dev/null >/dev/null 2>&1 || true
     for ((i = 0; i < 100; i++)); do
-      if rd__redis_ping "$port"; then
+      if rd__redis_ours "$port" "$rdir"; then
         export REDRESS_REDIS_URL="redis://127.0.0.1:$port"
         return 0
       fi

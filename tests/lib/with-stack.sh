@@ -20,7 +20,9 @@ migrations, runs COMMAND with these variables exported, and returns COMMAND's ex
   REDRESS_TEST_DIR   an empty scratch directory, removed afterwards
 
 The servers are always stopped and the directory removed; when COMMAND fails, the last 30
-lines of the PostgreSQL log are printed. Our own messages go to stderr.
+lines of the PostgreSQL log are printed. Our own messages go to stderr. COMMAND runs as a
+process group of its own (setsid): whatever it leaves running when it exits gets SIGTERM, then
+SIGKILL; on Ctrl-C or SIGTERM it gets SIGTERM.
 
 Options:
   --no-redis  do not start Redis
@@ -57,10 +59,37 @@ teardown() {
 
 proc_start_time() { # field 22 of /proc/PID/stat: tells a PID from a later process reusing it
   local s f
-  s=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 0
   s=${s##*) }
   read -r -a f <<<"$s"
   printf '%s\n' "${f[19]:-}"
+}
+
+group_pids() { # the live (not zombie) members of process group $1
+  local p s f
+  for p in /proc/[0-9]*; do
+    { read -r s <"$p/stat"; } 2>/dev/null || continue
+    s=${s##*) }
+    read -r -a f <<<"$s"
+    [[ ${f[2]:-} == "$1" && ${f[0]:-} != Z ]] && printf '%s\n' "${p#/proc/}"
+  done
+  return 0
+}
+
+# The command runs as its own process group, so that whatever it started and left behind (a
+# service under test, after an assertion failed) goes down with it. Left running, such a process
+# would hold ctest's output pipe open and turn a failure into a 300 s timeout.
+stop_group() {
+  local pgid=$1 left i
+  left=$(group_pids "$pgid")
+  [[ -n $left ]] || return 0
+  printf 'with-stack: stopping what the command left running: %s\n' "$(echo "$left" | tr '\n' ' ')" >&2
+  kill -TERM -- "-$pgid" 2>/dev/null || true
+  for ((i = 0; i < 50; i++)); do
+    [[ -z $(group_pids "$pgid") ]] && return 0
+    sleep 0.1
+  done
+  kill -KILL -- "-$pgid" 2>/dev/null || true
 }
 
 # Internal: the watchdog. Detached from our session, it outlives a SIGKILL of the script and of
@@ -70,10 +99,8 @@ if [[ ${1:-} == --watchdog ]]; then
   while rd_pid_alive "$pid" && [[ $(proc_start_time "$pid") == "$started" ]]; do sleep 1; done
   stack_dir_ok "$dir" && [[ -e $dir/.running ]] || exit 0
   # The command may have outlived the script too; it must not go on against a vanished stack.
-  read -r cpid cstarted <"$dir/.running" || true
-  if rd_pid_alive "${cpid:-}" && [[ $(proc_start_time "$cpid") == "$cstarted" ]]; then
-    rd_stop_pid "$cpid" 5 || true
-  fi
+  read -r cpgid <"$dir/.running" || true
+  [[ -n ${cpgid:-} ]] && stop_group "$cpgid" 2>/dev/null
   teardown "$dir"
   exit 0
 fi
@@ -117,8 +144,9 @@ on_signal() {
   # The command runs in the background (so that we can act on signals at once) and therefore
   # ignores SIGINT; pass every signal on as SIGTERM.
   if [[ -n $child ]]; then
-    kill -TERM "$child" 2>/dev/null || true
+    kill -TERM -- "-$child" 2>/dev/null || true
     wait "$child" 2>/dev/null || true
+    stop_group "$child"
   fi
   exit "$1"
 }
@@ -136,15 +164,18 @@ fi
 mkdir "$dir/scratch"
 export REDRESS_TEST_DIR=$dir/scratch
 
-# A background command's stdin would be /dev/null; hand it ours, if we have one.
+# A background command's stdin would be /dev/null; hand it ours, if we have one. setsid makes
+# it a process group (and session) of its own; it does so in place, keeping the pid, because a
+# background job of a shell without job control is never a group leader.
 if { true <&0; } 2>/dev/null; then
-  "$@" <&0 &
+  setsid "$@" <&0 &
 else
-  "$@" </dev/null &
+  setsid "$@" </dev/null &
 fi
 child=$!
-printf '%s %s\n' "$child" "$(proc_start_time "$child")" >"$dir/.running"
+printf '%s\n' "$child" >"$dir/.running"
 rc=0
 wait "$child" || rc=$?
+stop_group "$child"
 child=
 exit "$rc"

@@ -13,7 +13,7 @@
 
 #include "rd_envelope.h"
 
-#define NOW 1795000000000LL /* 2026-11-19 */
+#define NOW  1795000000000LL /* 2026-11-19 */
 #define E(x) REDRESS__V1__ERROR_CODE__ERROR_##x
 
 static Redress__V1__Envelope env;
@@ -243,17 +243,17 @@ static void test_utf8(void **state)
         {"plain ascii", true},
         {"中文投诉 and English", true},
         {"emoji \xf0\x9f\x98\xa0", true},
-        {"\xc3\xa9", true},              /* é */
-        {"\xef\xbf\xbf", true},          /* U+FFFF */
-        {"\xf4\x8f\xbf\xbf", true},      /* U+10FFFF */
-        {"\xf4\x90\x80\x80", false},     /* above U+10FFFF */
-        {"\xc0\x80", false},             /* overlong NUL */
-        {"\xe0\x80\xaf", false},         /* overlong / */
-        {"\xf0\x80\x80\xaf", false},     /* overlong / */
-        {"\xed\xa0\x80", false},         /* surrogate */
-        {"\x80", false},                 /* lone continuation */
-        {"\xe4\xb8", false},             /* truncated */
-        {"\xe4\x41\xad", false},         /* bad continuation */
+        {"\xc3\xa9", true},          /* é */
+        {"\xef\xbf\xbf", true},      /* U+FFFF */
+        {"\xf4\x8f\xbf\xbf", true},  /* U+10FFFF */
+        {"\xf4\x90\x80\x80", false}, /* above U+10FFFF */
+        {"\xc0\x80", false},         /* overlong NUL */
+        {"\xe0\x80\xaf", false},     /* overlong / */
+        {"\xf0\x80\x80\xaf", false}, /* overlong / */
+        {"\xed\xa0\x80", false},     /* surrogate */
+        {"\x80", false},             /* lone continuation */
+        {"\xe4\xb8", false},         /* truncated */
+        {"\xe4\x41\xad", false},     /* bad continuation */
         {"\xff", false},
         {"\xf8\x88\x80\x80\x80", false}, /* 5-byte form */
     };
@@ -292,8 +292,12 @@ static void test_names(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_header_rules), cmocka_unit_test(test_new_ticket_rules),
-        cmocka_unit_test(test_action_rules), cmocka_unit_test(test_utf8),         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_header_rules),
+        cmocka_unit_test(test_new_ticket_rules),
+        cmocka_unit_test(test_action_rules),
+        cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
