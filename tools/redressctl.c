@@ -4,6 +4,7 @@
  *   redressctl submit ...        send a NewTicket (flags, a JSON file, or a whole CFPB CSV)
  *   redressctl act ID KIND ...   send a TicketAction
  *   redressctl ticket show ID    read a ticket and its history straight from PostgreSQL
+ *   redressctl rules load|show|check   the classifier's operator rules (rd_rules) in PostgreSQL
  *
  * Sending goes through rd_client, so the CLI retries exactly like a real gateway: the same bytes
  * are resent after a timeout and busy answers are retried after their hint, which is safe because
@@ -22,6 +23,7 @@
 #include <jansson.h>
 #include <libpq-fe.h>
 #include <math.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@
 #include "rd_client.h"
 #include "rd_config.h"
 #include "rd_envelope.h"
+#include "rd_rules.h"
 #include "rd_time.h"
 
 #define EXIT_ACK         0
@@ -89,6 +92,8 @@ enum {
     OPT_SATISFACTION,
     OPT_AS_JSON,
     OPT_WITH_CUSTOMER,
+    OPT_DRY_RUN,
+    OPT_BY,
 };
 
 /* Every command accepts the global options too, before or after its own. Ends an option table. */
@@ -113,6 +118,7 @@ static const char help_main[] =
     "  submit        send a new complaint (from flags, a JSON file, or a CFPB CSV replay)\n"
     "  act           send an action on an existing ticket (accept, reply, transfer, ...)\n"
     "  ticket show   print a ticket and its history from PostgreSQL\n"
+    "  rules         the classifier's rules: load FILE, show, check FILE\n"
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
@@ -129,7 +135,8 @@ static const char help_main[] =
     "Examples:\n"
     "  redressctl submit --channel web --customer C-1001 --subject 'Card blocked'\n"
     "  redressctl act 0190f1d2-8a4e-7c41-9b1a-3c2d5e6f7a8b accept --actor agent-7\n"
-    "  redressctl ticket show 0190f1d2-8a4e-7c41-9b1a-3c2d5e6f7a8b\n";
+    "  redressctl ticket show 0190f1d2-8a4e-7c41-9b1a-3c2d5e6f7a8b\n"
+    "  redressctl rules load deploy/config/rules.default.json\n";
 
 static const char help_submit[] =
     "usage: redressctl submit --channel NAME --customer REF (--subject TEXT | --body TEXT) [FIELDS]\n"
@@ -210,6 +217,38 @@ static const char help_ticket[] =
     "Examples:\n"
     "  redressctl ticket show 0190f1d2-8a4e-7c41-9b1a-3c2d5e6f7a8b\n"
     "  redressctl --dsn 'host=db dbname=redress' ticket show 0190f1d2-8a4e-7c41-9b1a-3c2d5e6f7a8b --json\n";
+
+static const char help_rules[] =
+    "usage: redressctl rules load FILE [--dry-run] [--by WHO]\n"
+    "       redressctl rules show [--json]\n"
+    "       redressctl rules check FILE\n"
+    "\n"
+    "The classifier's operator rules: a JSON document (see deploy/config/rules.default.json and\n"
+    "docs/classifier.md) whose rules override the trained model. FILE may be '-' (standard input).\n"
+    "\n"
+    "  check FILE   validate only, no database: prints 'ok N rules version V', or the first\n"
+    "               mistake with the rule's number and name ('rule 3 'media': ...')\n"
+    "  load FILE    validate, then in one transaction store the document in PostgreSQL\n"
+    "               (classifier_rulesets), make it the only active ruleset and notify the running\n"
+    "               classifiers (NOTIFY redress_rules), which reload it without a restart; prints\n"
+    "               the version and the number of rules. Loading a version that is already stored\n"
+    "               makes it active again (a rollback is loading the old file).\n"
+    "    --dry-run  do all of it, then roll back: nothing changes, nobody is notified\n"
+    "    --by WHO   recorded as loaded_by  [$USER]\n"
+    "  show         the active ruleset: version, when and by whom it was loaded, and its rules in\n"
+    "               evaluation order (higher priority first, then file order)\n"
+    "    --json     one JSON object instead of text\n"
+    "\n"
+    "The version is 'rules-' and 12 hex digits of the SHA-256 of the document's content (key\n"
+    "order and whitespace do not count), so the same rules always have the same version.\n"
+    "Exit status: 0 ok, 1 the rules are refused (or none is active), 2 usage error or unreadable\n"
+    "FILE, 3 PostgreSQL unreachable.\n"
+    "\n"
+    "Examples:\n"
+    "  redressctl rules check my-rules.json\n"
+    "  redressctl rules load my-rules.json --dry-run\n"
+    "  redressctl --dsn 'host=db dbname=redress' rules load my-rules.json --by ops-alice\n"
+    "  redressctl rules show --json\n";
 
 /* ------------------------------------------------------------------------------------------------
  * Small helpers
@@ -1631,6 +1670,379 @@ static int cmd_ticket(globals *g, int argc, char **argv)
 }
 
 /* ------------------------------------------------------------------------------------------------
+ * rules: the classifier's operator rules in PostgreSQL
+ *
+ * Table classifier_rulesets (deploy/sql/0002_classifier.sql): version (the content hash, the
+ * key), body (jsonb), loaded_at, loaded_by, active (a partial unique index allows one active row).
+ * A load locks the table against other loads (readers are not blocked), so two operators loading
+ * at once are serialised instead of one failing on the unique index. Classifiers LISTEN on
+ * redress_rules; the NOTIFY is delivered only if the transaction commits.
+ * --------------------------------------------------------------------------------------------- */
+
+/* A parsed rules file, or NULL with the reason printed; *rc says why (usage or refused). */
+static rd_ruleset *rules_read(const char *path, char **text, size_t *len, int *rc)
+{
+    char err[600];
+    rd_ruleset *rs;
+
+    *text = read_all(path, len, err, sizeof(err));
+    if (*text == NULL) {
+        fprintf(stderr, "error: %s\n", err);
+        *rc = EXIT_USAGE;
+        return NULL;
+    }
+    rs = rd_rules_parse(*text, *len, err, sizeof(err));
+    if (rs == NULL) {
+        fprintf(stderr, "error: %s: %s\n", path, err);
+        free(*text);
+        *text = NULL;
+        *rc = EXIT_NACK;
+    }
+    return rs;
+}
+
+static int rules_check(const char *path)
+{
+    char *text;
+    size_t len;
+    int rc = EXIT_ACK;
+    rd_ruleset *rs = rules_read(path, &text, &len, &rc);
+
+    if (rs == NULL)
+        return rc;
+    printf("ok %d rule%s version %s\n", rd_rules_count(rs), rd_rules_count(rs) == 1 ? "" : "s", rd_rules_version(rs));
+    rd_rules_destroy(&rs);
+    free(text);
+    return EXIT_ACK;
+}
+
+/* Runs one statement; NULL after printing PostgreSQL's message. */
+static PGresult *rules_exec(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    fprintf(stderr, "error: %s", PQresultErrorMessage(res));
+    if (strstr(PQresultErrorMessage(res), "classifier_rulesets") != NULL &&
+        strstr(PQresultErrorMessage(res), "does not exist") != NULL)
+        fprintf(stderr, "hint: the database lacks migration 0002_classifier.sql\n");
+    PQclear(res);
+    return NULL;
+}
+
+static bool rules_exec_ok(PGconn *conn, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = rules_exec(conn, sql, n, params);
+
+    PQclear(res);
+    return res != NULL;
+}
+
+/*
+ * The classifiers will parse body::text as PostgreSQL returns it (jsonb re-orders keys and
+ * drops whitespace), and compare the version they compute with the stored one. Check here, in the
+ * same transaction, that they will agree; otherwise they would re-parse on every refresh.
+ */
+static bool rules_verify_stored(PGconn *conn, const char *version)
+{
+    const char *params[] = {version};
+    PGresult *res = rules_exec(conn, "SELECT body::text FROM classifier_rulesets WHERE version = $1", 1, params);
+    char err[600];
+    bool ok = false;
+
+    if (res == NULL)
+        return false;
+    if (PQntuples(res) == 1) {
+        const char *body = PQgetvalue(res, 0, 0);
+        rd_ruleset *rs = rd_rules_parse(body, strlen(body), err, sizeof(err));
+        ok = rs != NULL && strcmp(rd_rules_version(rs), version) == 0;
+        if (!ok)
+            fprintf(stderr, "error: the stored document reads back as %s, not %s%s%s\n",
+                    rs ? rd_rules_version(rs) : "invalid", version, rs ? "" : ": ", rs ? "" : err);
+        rd_rules_destroy(&rs);
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* The active version before the load ("" when none), into prev. */
+static bool rules_active_version(PGconn *conn, char *prev, size_t prevlen)
+{
+    PGresult *res = rules_exec(conn, "SELECT version FROM classifier_rulesets WHERE active", 0, NULL);
+
+    if (res == NULL)
+        return false;
+    snprintf(prev, prevlen, "%s", PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    return true;
+}
+
+/* Every step of a load inside the open transaction; false after printing why. */
+static bool rules_store(PGconn *conn, const char *version, const char *body, const char *by, char *prev, size_t prevlen)
+{
+    const char *p_ins[] = {version, body, by};
+    const char *p_one[] = {version};
+
+    return rules_exec_ok(conn, "LOCK TABLE classifier_rulesets IN EXCLUSIVE MODE", 0, NULL) &&
+           rules_active_version(conn, prev, prevlen) &&
+           rules_exec_ok(conn,
+                         "INSERT INTO classifier_rulesets (version, body, loaded_by, active)"
+                         " VALUES ($1, $2::jsonb, $3, false)"
+                         " ON CONFLICT (version) DO UPDATE SET loaded_at = now(), loaded_by = EXCLUDED.loaded_by",
+                         3, p_ins) &&
+           /* two statements: the unique index is checked row by row, so the old one goes first */
+           rules_exec_ok(conn, "UPDATE classifier_rulesets SET active = false WHERE active AND version <> $1", 1,
+                         p_one) &&
+           rules_exec_ok(conn, "UPDATE classifier_rulesets SET active = true WHERE version = $1", 1, p_one) &&
+           rules_verify_stored(conn, version) && rules_exec_ok(conn, "SELECT pg_notify('redress_rules', $1)", 1, p_one);
+}
+
+static void rules_print_loaded(const char *version, int n, const char *prev, bool dry_run)
+{
+    const char *verb = dry_run ? "dry run: would load" : "loaded", *s = n == 1 ? "" : "s";
+
+    if (strcmp(prev, version) == 0)
+        printf("%s %s (%d rule%s); it %s already the active ruleset\n", verb, version, n, s, dry_run ? "is" : "was");
+    else if (prev[0] != '\0')
+        printf("%s %s (%d rule%s), active, replacing %s\n", verb, version, n, s, prev);
+    else
+        printf("%s %s (%d rule%s), active (none was before)\n", verb, version, n, s);
+    if (dry_run)
+        printf("dry run: rolled back; nothing changed and no classifier was notified\n");
+}
+
+static int rules_load(const globals *g, const char *path, bool dry_run, const char *by)
+{
+    char *text, prev[128] = "";
+    size_t len;
+    int rc = EXIT_ACK;
+    rd_ruleset *rs = rules_read(path, &text, &len, &rc);
+
+    if (rs == NULL)
+        return rc;
+    PGconn *conn = db_connect(g);
+    if (conn == NULL) {
+        rc = EXIT_UNREACHABLE;
+    } else if (!rules_exec_ok(conn, "BEGIN", 0, NULL)) {
+        rc = PQstatus(conn) == CONNECTION_OK ? EXIT_NACK : EXIT_UNREACHABLE;
+    } else {
+        bool ok = rules_store(conn, rd_rules_version(rs), text, by, prev, sizeof(prev)) &&
+                  rules_exec_ok(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL);
+        if (ok)
+            rules_print_loaded(rd_rules_version(rs), rd_rules_count(rs), prev, dry_run);
+        else
+            rules_exec_ok(conn, "ROLLBACK", 0, NULL);
+        rc = ok ? EXIT_ACK : PQstatus(conn) == CONNECTION_OK ? EXIT_NACK : EXIT_UNREACHABLE;
+    }
+    PQfinish(conn);
+    rd_rules_destroy(&rs);
+    free(text);
+    return rc;
+}
+
+/* One rule as show prints it; value may be a string or (priority target) a number. */
+typedef struct {
+    const char *name, *target, *description;
+    char value[300];
+    long long priority;
+    size_t index;
+} shown_rule;
+
+static int shown_rule_order(const void *a, const void *b)
+{
+    const shown_rule *x = a, *y = b;
+
+    if (x->priority != y->priority)
+        return x->priority > y->priority ? -1 : 1;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+/* The rules of a stored document in evaluation order; the strings point into doc. */
+static shown_rule *rules_list(json_t *doc, size_t *n)
+{
+    json_t *arr = json_object_get(doc, "rules"), *r;
+    size_t i;
+    shown_rule *out = calloc(json_array_size(arr) + 1, sizeof(*out));
+
+    *n = 0;
+    if (out == NULL)
+        return NULL;
+    json_array_foreach (arr, i, r) {
+        shown_rule *s = &out[(*n)++];
+        json_t *v = json_object_get(r, "value");
+        s->name = json_string_value(json_object_get(r, "name"));
+        s->target = json_string_value(json_object_get(r, "target"));
+        s->description = json_string_value(json_object_get(r, "description"));
+        if (json_is_integer(v))
+            snprintf(s->value, sizeof(s->value), "%lld", (long long)json_integer_value(v));
+        else
+            snprintf(s->value, sizeof(s->value), "%s", json_is_string(v) ? json_string_value(v) : "");
+        s->priority = json_integer_value(json_object_get(r, "priority"));
+        s->index = i;
+    }
+    qsort(out, *n, sizeof(*out), shown_rule_order);
+    return out;
+}
+
+static void rules_show_text(const PGresult *res, const shown_rule *rules, size_t n)
+{
+    printf("version    %s\nloaded_at  %s\nloaded_by  %s\n", PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
+           PQgetvalue(res, 0, 2));
+    printf("rules      %zu, in evaluation order (higher priority first, then file order)\n", n);
+    if (n > 0)
+        printf("\n  %8s  %-14s %-20s %s\n", "PRIORITY", "TARGET", "VALUE", "NAME");
+    for (size_t i = 0; i < n; i++)
+        printf("  %8lld  %-14s %-20s %s\n", rules[i].priority, rules[i].target ? rules[i].target : "", rules[i].value,
+               rules[i].name ? rules[i].name : "");
+}
+
+static void rules_show_json(const PGresult *res, const shown_rule *rules, size_t n)
+{
+    json_t *o = json_object(), *arr = json_array();
+
+    json_object_set_new(o, "version", json_string(PQgetvalue(res, 0, 0)));
+    json_object_set_new(o, "loaded_at", json_string(PQgetvalue(res, 0, 1)));
+    json_object_set_new(o, "loaded_by", json_string(PQgetvalue(res, 0, 2)));
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_object();
+        json_object_set_new(r, "name", json_string(rules[i].name ? rules[i].name : ""));
+        json_object_set_new(r, "target", json_string(rules[i].target ? rules[i].target : ""));
+        json_object_set_new(r, "value", json_string(rules[i].value));
+        json_object_set_new(r, "priority", json_integer(rules[i].priority));
+        if (rules[i].description != NULL)
+            json_object_set_new(r, "description", json_string(rules[i].description));
+        json_array_append_new(arr, r);
+    }
+    json_object_set_new(o, "rules", arr);
+    json_dumpf(o, stdout, JSON_INDENT(2));
+    putchar('\n');
+    json_decref(o);
+}
+
+/* Warns when the stored document would not load in a classifier (edited by hand, say). */
+static void rules_warn_invalid(const char *version, const char *body)
+{
+    char err[600];
+    rd_ruleset *rs = rd_rules_parse(body, strlen(body), err, sizeof(err));
+
+    if (rs == NULL)
+        fprintf(stderr, "warning: the active ruleset does not parse, classifiers keep their previous one: %s\n", err);
+    else if (strcmp(rd_rules_version(rs), version) != 0)
+        fprintf(stderr, "warning: the active ruleset's content is %s, not %s as stored\n", rd_rules_version(rs),
+                version);
+    rd_rules_destroy(&rs);
+}
+
+static int rules_show(const globals *g, bool as_json)
+{
+    PGconn *conn = db_connect(g);
+    PGresult *res;
+    int rc = EXIT_NACK;
+
+    if (conn == NULL)
+        return EXIT_UNREACHABLE;
+    res = rules_exec(conn,
+                     "SELECT version, " TS("loaded_at") ", loaded_by, body::text FROM classifier_rulesets"
+                                                        " WHERE active",
+                     0, NULL);
+    if (res == NULL && PQstatus(conn) != CONNECTION_OK)
+        rc = EXIT_UNREACHABLE;
+    if (res != NULL && PQntuples(res) == 0)
+        fprintf(stderr, "error: no ruleset is active (load one with 'redressctl rules load FILE')\n");
+    if (res != NULL && PQntuples(res) > 0) {
+        json_error_t jerr;
+        json_t *doc = json_loads(PQgetvalue(res, 0, 3), 0, &jerr);
+        size_t n = 0;
+        shown_rule *rules = doc ? rules_list(doc, &n) : NULL;
+        rules_warn_invalid(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 3));
+        if (rules != NULL) {
+            if (as_json)
+                rules_show_json(res, rules, n);
+            else
+                rules_show_text(res, rules, n);
+            rc = EXIT_ACK;
+        }
+        free(rules);
+        json_decref(doc);
+    }
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
+
+/* Who is loading: $USER, else the account's name, else "redressctl". */
+static const char *login_name(void)
+{
+    const char *user = getenv("USER");
+    const struct passwd *pw;
+
+    if (user != NULL && user[0] != '\0')
+        return user;
+    pw = getpwuid(getuid());
+    return pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0' ? pw->pw_name : "redressctl";
+}
+
+static const struct option rules_opts[] = {
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"by", required_argument, NULL, OPT_BY},
+    {"json", no_argument, NULL, OPT_AS_JSON},
+    GLOBAL_OPTIONS,
+};
+
+/* Which options each subcommand takes, so that a misplaced one is an error, not ignored. */
+static int rules_check_flags(const char *sub, bool dry_run, const char *by, bool as_json)
+{
+    bool load = strcmp(sub, "load") == 0, show = strcmp(sub, "show") == 0;
+
+    if ((dry_run || by != NULL) && !load)
+        return usage_error("rules", "%s is for 'rules load'", dry_run ? "--dry-run" : "--by");
+    if (as_json && !show)
+        return usage_error("rules", "--json is for 'rules show'");
+    if (!load && !show && strcmp(sub, "check") != 0)
+        return usage_error("rules", "unknown subcommand '%s' (there are: load, show, check)", sub);
+    return EXIT_ACK;
+}
+
+static int cmd_rules(globals *g, int argc, char **argv)
+{
+    cli p;
+    bool dry_run = false, as_json = false;
+    const char *by = NULL;
+    int c, rc = EXIT_ACK;
+
+    cli_init(&p, "rules", help_rules, rules_opts, argc, argv, g);
+    while ((c = cli_next(&p, &rc)) >= 0) {
+        if (c == OPT_DRY_RUN)
+            dry_run = true;
+        else if (c == OPT_BY)
+            by = optarg;
+        else
+            as_json = true;
+    }
+    if (c == CLI_EXIT)
+        return rc;
+    if (optind >= argc)
+        return usage_error("rules", "wants a subcommand: load FILE, show, or check FILE");
+    const char *sub = argv[optind];
+    int nargs = argc - optind - 1;
+    if ((rc = rules_check_flags(sub, dry_run, by, as_json)) != EXIT_ACK)
+        return rc;
+    if (strcmp(sub, "show") == 0)
+        return nargs == 0 ? rules_show(g, as_json) : usage_error("rules", "show takes no arguments");
+    if (nargs != 1)
+        return usage_error("rules", "%s wants exactly one FILE", sub);
+    if (strcmp(sub, "check") == 0)
+        return rules_check(argv[optind + 1]);
+    if (by == NULL)
+        by = login_name();
+    if (by[0] == '\0' || strlen(by) > 256 || !rd_text_valid(by, strlen(by), false))
+        return usage_error("rules", "--by wants a name (one line of at most 256 bytes)");
+    return rules_load(g, argv[optind + 1], dry_run, by);
+}
+
+/* ------------------------------------------------------------------------------------------------
  * main
  * --------------------------------------------------------------------------------------------- */
 
@@ -1644,6 +2056,7 @@ static const command commands[] = {
     {"submit", cmd_submit, help_submit},
     {"act", cmd_act, help_act},
     {"ticket", cmd_ticket, help_ticket},
+    {"rules", cmd_rules, help_rules},
 };
 
 static const command *find_command(const char *name)
@@ -1659,7 +2072,7 @@ static int unknown_command(const char *name)
     for (size_t i = 0; i < NCOLS(commands); i++)
         if (distance(name, commands[i].name) <= 2)
             return usage_error("", "unknown command '%s'; did you mean '%s'?", name, commands[i].name);
-    return usage_error("", "unknown command '%s' (commands: submit, act, ticket)", name);
+    return usage_error("", "unknown command '%s' (commands: submit, act, ticket, rules)", name);
 }
 
 /* "help [COMMAND]" */
@@ -1707,7 +2120,7 @@ int main(int argc, char **argv)
     if (c == CLI_EXIT) {
         /* nothing */
     } else if (optind >= argc) {
-        rc = usage_error("", "no command given (commands: submit, act, ticket)");
+        rc = usage_error("", "no command given (commands: submit, act, ticket, rules)");
     } else if (strcmp(argv[optind], "help") == 0) {
         rc = cmd_help(argc - optind, argv + optind);
     } else {

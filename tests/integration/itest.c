@@ -100,6 +100,62 @@ static pid_t spawnIntake(itest_intake *s)
     _exit(127);
 }
 
+pid_t itest_spawn(const char *bin, const char *extra_env, const char *log_path)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid > 0)
+        remember(pid, 0);
+    if (pid != 0)
+        return pid;
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(1);
+    char env[2048];
+    snprintf(env, sizeof(env), "%s", extra_env ? extra_env : "");
+    char *save = NULL;
+    for (char *kv = strtok_r(env, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(kv, '=');
+        if (eq) {
+            *eq = '\0';
+            setenv(kv, eq + 1, 1);
+        }
+    }
+    FILE *f = freopen(log_path, "a", stderr);
+    (void)f;
+    execl(bin, bin, (char *)NULL);
+    _exit(127);
+}
+
+void itest_reap(pid_t *pid, int sig)
+{
+    if (*pid <= 0)
+        return;
+    kill(*pid, sig);
+    waitpid(*pid, NULL, 0);
+    remember(0, *pid);
+    *pid = 0;
+}
+
+int itest_run(const char *cmdline)
+{
+    int rc = system(cmdline);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+bool itest_wait_count(PGconn *c, const char *sql, int64_t want, int timeout_ms)
+{
+    int64_t deadline = rd_mono_us() + (int64_t)timeout_ms * 1000, got = -1;
+    while (rd_mono_us() < deadline) {
+        got = itest_count(c, sql);
+        if (got == want)
+            return true;
+        rd_sleep_ms(100);
+    }
+    fprintf(stderr, "waited %d ms for %lld from: %s (last: %lld)\n", timeout_ms, (long long)want, sql, (long long)got);
+    return false;
+}
+
 bool itest_intake_start(itest_intake *s, const char *extra_env)
 {
     memset(s, 0, sizeof(*s));

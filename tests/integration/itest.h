@@ -31,6 +31,15 @@ void itest_intake_stop(itest_intake *s); /* SIGTERM, wait; SIGKILL after 10 s */
 /* Waits until intake answers and PostgreSQL is reachable (a probe action gets NOT_FOUND). */
 bool itest_intake_ready(itest_intake *s, int timeout_ms);
 
+/* Any other service binary: started with the extra environment ("K=V;K=V"), stderr to log_path.
+ * Killed with the test like intake. */
+pid_t itest_spawn(const char *bin, const char *extra_env, const char *log_path);
+void itest_reap(pid_t *pid, int sig); /* signal, wait, forget */
+/* Runs a command line through /bin/sh and returns its exit status (stdout/stderr to the log). */
+int itest_run(const char *cmdline);
+/* Polls a count query until it returns want (true) or timeout_ms passes (false). */
+bool itest_wait_count(PGconn *c, const char *sql, int64_t want, int timeout_ms);
+
 PGconn *itest_pg(void);
 int64_t itest_count(PGconn *c, const char *sql); /* first column of first row as integer; -1 on error */
 /* A digest of every row of every Redress table: equal before and after means nothing changed. */
