@@ -109,6 +109,18 @@ if [[ -n $overrides ]]; then
   say "note: these variables in your environment override var/redress.conf for the services: $(echo "$overrides" | tr '\n' ' ')"
 fi
 
+# ---- demo configuration: the default classification rules, unless a ruleset is active ----------
+ctl=$root/build/tools/redressctl
+if [[ -x $ctl ]]; then
+  if "$ctl" --dsn "$pg_dsn" rules show >/dev/null 2>&1; then
+    say "a classification ruleset is already active (redressctl rules show)"
+  else
+    "$ctl" --dsn "$pg_dsn" rules load "$root/deploy/config/rules.default.json" >&2 ||
+      die "could not load deploy/config/rules.default.json"
+    say "loaded the default classification rules (deploy/config/rules.default.json)"
+  fi
+fi
+
 # ---- 6. services -------------------------------------------------------------------------------
 # ini_get SECTION KEY: a value from var/redress.conf, without its trailing comment.
 ini_get() {
@@ -157,7 +169,9 @@ for name in "${services[@]}"; do
   printf '%s\n' "$pid" >"$var/run/$name.pid"
 
   port=$(ini_get "$name" http_port)
-  [[ -n $port || $name != intake ]] || port=9401
+  if [[ -z $port ]]; then
+    case $name in intake) port=9401 ;; classifier) port=9402 ;; esac
+  fi
   host=$(ini_get "$name" http_bind)
   host=${host:-127.0.0.1}
   [[ $host == 0.0.0.0 ]] && host=127.0.0.1
@@ -200,8 +214,11 @@ Submit a complaint:
   build/tools/redressctl submit --channel web --customer C-1002 --subject "宽带断网" --body "家里宽带从昨天晚上开始一直断网，报修两次还没人上门。"
 Load real complaints (CFPB sample):
   build/tools/redressctl submit --csv ../shared/datasets/cfpb/complaints_sample.csv --limit 200
-Look at a ticket:
+Look at a ticket (the classifier has decided its type, severity and priority within a second):
   build/tools/redressctl ticket show <id>
+Classification rules (edit, then load; running classifiers pick them up at once):
+  build/tools/redressctl rules show
+  build/tools/redressctl rules load deploy/config/rules.default.json
 
 Logs:     var/log/<service>.log, var/log/postgresql.log, var/log/redis.log
 Health:   curl http://127.0.0.1:$intake_http/healthz    Metrics: curl http://127.0.0.1:$intake_http/metrics
