@@ -36,13 +36,13 @@
 
 /* How text becomes features. Stored in the model: prediction uses what training used. */
 typedef struct {
-    uint8_t word_ngrams;   /* word n-grams of length 1..word_ngrams; 0: no word features (max 3) */
-    uint8_t char_min;      /* character n-grams inside " word ", lengths char_min..char_max; */
-    uint8_t char_max;      /*   0 0: none (max 6) */
-    uint8_t cjk_min;       /* n-grams of consecutive CJK/Thai characters, cjk_min..cjk_max; */
-    uint8_t cjk_max;       /*   0 0: none (max 4) */
-    bool drop_redactions;  /* skip words made only of x (CFPB writes "XXXX" for personal data) */
-    bool fold_digits;      /* every digit reads as 0: amounts and dates become shapes */
+    uint8_t word_ngrams;  /* word n-grams of length 1..word_ngrams; 0: no word features (max 3) */
+    uint8_t char_min;     /* character n-grams inside " word ", lengths char_min..char_max; */
+    uint8_t char_max;     /*   0 0: none (max 6) */
+    uint8_t cjk_min;      /* n-grams of consecutive CJK/Thai characters, cjk_min..cjk_max; */
+    uint8_t cjk_max;      /*   0 0: none (max 4) */
+    bool drop_redactions; /* skip words made only of x (CFPB writes "XXXX" for personal data) */
+    bool fold_digits;     /* every digit reads as 0: amounts and dates become shapes */
 } rd_feature_opts;
 
 #define RD_FEATURE_BATCH 256 /* rd_text_features() hands hashes over in batches of at most this */

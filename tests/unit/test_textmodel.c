@@ -74,7 +74,8 @@ static void test_english(void **state)
     (void)state;
     assert_int_equal(extract(&o, "The credit report", 17, &f), 3);
     assert_true(same_features(&o, "The credit report", "THE  Credit,report!!"));
-    assert_true(same_features(&o, "credit", "\xEF\xBC\xA3\xEF\xBC\xB2\xEF\xBD\x85\xEF\xBD\x84\xEF\xBD\x89\xEF\xBD\x94"));
+    assert_true(
+        same_features(&o, "credit", "\xEF\xBC\xA3\xEF\xBC\xB2\xEF\xBD\x85\xEF\xBD\x84\xEF\xBD\x89\xEF\xBD\x94"));
     assert_false(same_features(&o, "credit report", "report credit"));
     /* Redactions vanish: their neighbours become adjacent. */
     assert_true(same_features(&o, "my XXXX account xx/xx/2019", "my account 2019"));
@@ -255,7 +256,7 @@ static void test_train_errors(void **state)
 
     (void)state;
     assert_null(rd_model_train(t, l, one, 2, &o, err, sizeof(err)));
-    assert_non_null(strstr(err, "two distinct labels"));
+    assert_non_null(strstr(err, "distinct labels"));
     assert_null(rd_model_train(t, l, empty, 2, &o, err, sizeof(err)));
     assert_non_null(strstr(err, "label"));
     assert_null(rd_model_train(t, l, one, 0, &o, err, sizeof(err)));
@@ -481,8 +482,7 @@ static void *predict_many(void *arg)
     for (int round = 0; round < 2000; round++)
         for (size_t i = 0; i < NPROBES; i++) {
             rd_prediction p;
-            if (!rd_model_predict(w->m, probes[i], strlen(probes[i]), &p) ||
-                (round > 0 && p.label != w->labels[i]))
+            if (!rd_model_predict(w->m, probes[i], strlen(probes[i]), &p) || (round > 0 && p.label != w->labels[i]))
                 w->ok = false;
             w->labels[i] = p.label;
         }
@@ -514,10 +514,11 @@ static void test_threads(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_english),        cmocka_unit_test(test_chinese),    cmocka_unit_test(test_hostile_bytes),
-        cmocka_unit_test(test_train_predict),  cmocka_unit_test(test_train_errors), cmocka_unit_test(test_save_load),
-        cmocka_unit_test(test_corrupt),        cmocka_unit_test(test_deterministic), cmocka_unit_test(test_five_megabytes),
-        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_english),        cmocka_unit_test(test_chinese),
+        cmocka_unit_test(test_hostile_bytes),  cmocka_unit_test(test_train_predict),
+        cmocka_unit_test(test_train_errors),   cmocka_unit_test(test_save_load),
+        cmocka_unit_test(test_corrupt),        cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_five_megabytes), cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
