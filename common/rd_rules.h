@@ -13,7 +13,11 @@
  *
  * A rule fires when every condition in "when" holds. Conditions test one field with one matcher:
  * "keywords" (any of them, as a substring; ASCII letters case-insensitive), "regex" (PCRE2, UTF-8,
- * case-insensitive), or "equals" (the whole value); "not": true inverts it.
+ * case-insensitive), or "equals" (the whole value, ASCII case-insensitive); "not": true inverts it.
+ * {"any": [conditions...]} holds when at least one of its conditions holds (nesting up to 4 deep).
+ * A "text" condition tests subject and body separately ("equals" on text is refused). A regex that
+ * hits PCRE2's backtracking limit counts as "does not hold", even under "not"; invalid UTF-8 input
+ * never matches. Optional "description" strings (document and rule) are part of the content.
  * Fields: text (subject + body), subject, body, channel, organisation, product, region, language,
  * external_case_no, customer_ref, vip ("true"/"false"), repeat ("true" when the classifier found an
  * earlier ticket of the same customer on the same category).
@@ -21,7 +25,7 @@
  * Targets and how conflicts resolve (higher "priority" first, then file order):
  *   business_type, category, priority: the first rule that fires decides;
  *   severity: "major" from ANY rule that fires makes the ticket major, and every such rule is
- *   listed as a reason; a "general" rule only records that it fired.
+ *   listed as a reason; when none does, the "general" rules that fired are the reasons.
  * Rules override the model: the classifier asks the model only for what no rule decided.
  *
  * A parsed ruleset is immutable and safe to share between threads.
