@@ -65,39 +65,15 @@ static void remember(pid_t pid, pid_t old)
         }
 }
 
+/* The test's own ports first; extra_env (set later) may override them. */
 static pid_t spawnIntake(itest_intake *s)
 {
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid > 0)
-        remember(pid, 0);
-    if (pid != 0)
-        return pid;
-    /* die with the test, even if it crashes */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent)
-        _exit(1);
-    char v[128];
-    snprintf(v, sizeof(v), "tcp://127.0.0.1:%d", s->port);
-    setenv("REDRESS_INTAKE_BIND", v, 1);
-    snprintf(v, sizeof(v), "tcp://127.0.0.1:%d", s->push_port);
-    setenv("REDRESS_INTAKE_PUSH_BIND", v, 1);
-    snprintf(v, sizeof(v), "tcp://127.0.0.1:%d", s->pub_port);
-    setenv("REDRESS_INTAKE_PUB_BIND", v, 1);
-    snprintf(v, sizeof(v), "%d", s->http_port);
-    setenv("REDRESS_INTAKE_HTTP_PORT", v, 1);
-    char *save = NULL;
-    for (char *kv = strtok_r(extraEnv, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
-        char *eq = strchr(kv, '=');
-        if (eq) {
-            *eq = '\0';
-            setenv(kv, eq + 1, 1);
-        }
-    }
-    FILE *f = freopen(s->log_path, "a", stderr);
-    (void)f;
-    execl(REDRESS_INTAKE_BIN, REDRESS_INTAKE_BIN, (char *)NULL);
-    _exit(127);
+    char env[2048];
+    snprintf(env, sizeof(env),
+             "REDRESS_INTAKE_BIND=tcp://127.0.0.1:%d;REDRESS_INTAKE_PUSH_BIND=tcp://127.0.0.1:%d;"
+             "REDRESS_INTAKE_PUB_BIND=tcp://127.0.0.1:%d;REDRESS_INTAKE_HTTP_PORT=%d;%s",
+             s->port, s->push_port, s->pub_port, s->http_port, extraEnv);
+    return itest_spawn(REDRESS_INTAKE_BIN, env, s->log_path);
 }
 
 pid_t itest_spawn(const char *bin, const char *extra_env, const char *log_path)
@@ -172,10 +148,7 @@ bool itest_intake_start(itest_intake *s, const char *extra_env)
 
 bool itest_intake_restart(itest_intake *s)
 {
-    char saved[1024];
-    snprintf(saved, sizeof(saved), "%s", extraEnv);
     s->pid = spawnIntake(s);
-    snprintf(extraEnv, sizeof(extraEnv), "%s", saved);
     if (s->pid < 0)
         return false;
     bool ok = itest_intake_ready(s, 20000);
