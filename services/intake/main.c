@@ -60,7 +60,7 @@ static void usage(FILE *out)
                  "  intake.pub_bind           PUB of every committed event     [tcp://127.0.0.1:7403]\n"
                  "  intake.writers            PostgreSQL writer connections    [2]\n"
                  "  intake.max_batch          events per transaction at most   [512]\n"
-                 "  intake.max_wait_us        longest wait to fill a batch     [2000]\n"
+                 "  intake.max_wait_us        queue a waiting batch early after [2000]\n"
                  "  intake.max_frame_bytes    larger frames get TOO_LARGE      [1048576]\n"
                  "  intake.max_wire_bytes     larger frames drop the connection [8388608]\n"
                  "  intake.max_pending        uncommitted events before OVERLOADED [20000]\n"
