@@ -6,6 +6,7 @@
  * gateway developer sees exactly what to fix. Nothing here allocates beyond the decoded message.
  */
 #include "rd_envelope.h"
+#include "rd_utf8.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -68,39 +69,10 @@ Redress__V1__Envelope *rd_envelope_decode(const uint8_t *buf, size_t len, size_t
 bool rd_utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        uint32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 1;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 2;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false; /* continuation byte first, overlong lead (C0, C1) or above F4 */
-        }
-        if (i + n >= len) /* truncated sequence */
+    uint32_t cp;
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = rd_utf8_decode(s + i, len - i, &cp)) == 0)
             return false;
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        /* overlong forms, surrogates and beyond U+10FFFF */
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += n + 1;
-    }
     return true;
 }
 

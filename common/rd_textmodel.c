@@ -26,6 +26,7 @@
  *     The version string carries a hash of the body, so equal weights give equal versions.
  */
 #include "rd_textmodel.h"
+#include "rd_utf8.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -169,45 +170,6 @@ static int cp_class(uint32_t c)
         c >= 0xE0000)
         return CP_SEP;
     return CP_WORD;
-}
-
-/* Decodes the well-formed UTF-8 sequence at p (n > 0 bytes left) into *cp and returns its
- * length; returns 0 for an invalid byte (overlong forms, surrogates, > U+10FFFF, truncation). */
-static inline size_t utf8_decode(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t len;
-    uint32_t c;
-
-    if (p[0] < 0x80) {
-        *cp = p[0];
-        return 1;
-    }
-    if (in(p[0], 0xC2, 0xDF))
-        len = 2, c = p[0] & 0x1F;
-    else if (in(p[0], 0xE0, 0xEF))
-        len = 3, c = p[0] & 0x0F;
-    else if (in(p[0], 0xF0, 0xF4))
-        len = 4, c = p[0] & 0x07;
-    else
-        return 0;
-    if (p[0] == 0xE0)
-        lo = 0xA0;
-    else if (p[0] == 0xED)
-        hi = 0x9F;
-    else if (p[0] == 0xF0)
-        lo = 0x90;
-    else if (p[0] == 0xF4)
-        hi = 0x8F;
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-        c = (c << 6) | (p[i] & 0x3F);
-    }
-    *cp = c;
-    return len;
 }
 
 /* Character n-grams of " word " (the spaces mark the word's edges), as scikit-learn's char_wb.
@@ -465,7 +427,7 @@ size_t rd_text_features(const rd_feature_opts *o, const char *text, size_t len, 
             x.ncjk = 0;
             continue;
         }
-        size_t n = utf8_decode(p + i, len - i, &c);
+        size_t n = rd_utf8_decode(p + i, len - i, &c);
         i += n ? n : 1;
         c = n ? fold_cp(c) : ' ';
         int cls = cp_class(c);
@@ -1362,7 +1324,7 @@ static bool text_ok(const char *s, size_t max)
             return false;
     uint32_t cp;
     for (size_t i = 0; i < n;) {
-        size_t l = utf8_decode((const unsigned char *)s + i, n - i, &cp);
+        size_t l = rd_utf8_decode((const unsigned char *)s + i, n - i, &cp);
         if (l == 0)
             return false;
         i += l;

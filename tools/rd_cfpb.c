@@ -12,6 +12,7 @@
  * fields to the protocol limits, at a character boundary.
  */
 #include "rd_cfpb.h"
+#include "rd_utf8.h"
 
 #include <csv.h>
 #include <errno.h>
@@ -61,34 +62,8 @@ struct rd_cfpb {
 /* Length of the well-formed UTF-8 sequence at p (n bytes available), 0 when it is not one. */
 static size_t utf8_seq_len(const unsigned char *p, size_t n)
 {
-    unsigned char lo = 0x80, hi = 0xBF;
-    size_t len;
-
-    if (p[0] < 0x80)
-        return 1;
-    if (p[0] >= 0xC2 && p[0] <= 0xDF)
-        len = 2;
-    else if (p[0] >= 0xE0 && p[0] <= 0xEF)
-        len = 3;
-    else if (p[0] >= 0xF0 && p[0] <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    /* Second-byte ranges that rule out overlong forms, surrogates and code points above U+10FFFF. */
-    if (p[0] == 0xE0)
-        lo = 0xA0;
-    else if (p[0] == 0xED)
-        hi = 0x9F;
-    else if (p[0] == 0xF0)
-        lo = 0x90;
-    else if (p[0] == 0xF4)
-        hi = 0x8F;
-    if (n < len || p[1] < lo || p[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if ((p[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
+    uint32_t cp;
+    return rd_utf8_decode(p, n, &cp);
 }
 
 /* In place, same length: invalid bytes -> '?', C0/C1 controls and DEL -> spaces. */
