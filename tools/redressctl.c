@@ -39,30 +39,11 @@
 #include "rd_envelope.h"
 #include "rd_rules.h"
 #include "rd_time.h"
-
-#define EXIT_ACK         0
-#define EXIT_NACK        1
-#define EXIT_USAGE       2
-#define EXIT_UNREACHABLE 3
-
-#define DEFAULT_ENDPOINT "tcp://127.0.0.1:7401"
-#define DEFAULT_GATEWAY  "redressctl"
-#define DEFAULT_DSN      "host=127.0.0.1 port=55432 dbname=redress user=redress"
-#define MAX_ATTEMPT_MS   3000 /* resend a single request after this long without an answer */
-#define CSV_ERRORS_SHOWN 10   /* a CSV replay prints its first NACKs, then only counts them */
-
-typedef struct {
-    const char *endpoint, *gateway, *dsn;
-    int timeout_ms;
-} globals;
+#include "redressctl.h"
 
 /* Option codes above the char range; -h is the only short option. */
 enum {
-    OPT_ENDPOINT = 1000,
-    OPT_GATEWAY,
-    OPT_DSN,
-    OPT_TIMEOUT,
-    OPT_CHANNEL,
+    OPT_CHANNEL = 1100,
     OPT_CUSTOMER,
     OPT_NAME,
     OPT_PHONE,
@@ -96,17 +77,6 @@ enum {
     OPT_BY,
 };
 
-/* Every command accepts the global options too, before or after its own. Ends an option table. */
-/* clang-format off */
-#define GLOBAL_OPTIONS                                  \
-    {"endpoint", required_argument, NULL, OPT_ENDPOINT}, \
-    {"gateway", required_argument, NULL, OPT_GATEWAY},   \
-    {"dsn", required_argument, NULL, OPT_DSN},           \
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},   \
-    {"help", no_argument, NULL, 'h'},                    \
-    {NULL, 0, NULL, 0}
-/* clang-format on */
-
 /* ------------------------------------------------------------------------------------------------
  * Help
  * --------------------------------------------------------------------------------------------- */
@@ -119,6 +89,8 @@ static const char help_main[] =
     "  act           send an action on an existing ticket (accept, reply, transfer, ...)\n"
     "  ticket show   print a ticket and its history from PostgreSQL\n"
     "  rules         the classifier's rules: load FILE, show, check FILE\n"
+    "  org           the organisation the dispatcher routes to: load FILE, check FILE, show\n"
+    "  agent         agents' presence: online|away|offline AGENT, list\n"
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
@@ -254,9 +226,7 @@ static const char help_rules[] =
  * Small helpers
  * --------------------------------------------------------------------------------------------- */
 
-static int usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const char *cmd, const char *fmt, ...)
+int usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
 
@@ -332,7 +302,7 @@ static void new_event_id(char out[37])
 }
 
 /* Reads a whole file ('-' = standard input) into a NUL-terminated buffer. */
-static char *read_all(const char *path, size_t *len, char *err, size_t errlen)
+char *read_all(const char *path, size_t *len, char *err, size_t errlen)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
     size_t cap = 0, n = 0;
@@ -401,19 +371,6 @@ static size_t distance(const char *a, const char *b)
  * Option parsing shared by every command
  * --------------------------------------------------------------------------------------------- */
 
-#define CLI_END  (-1)
-#define CLI_EXIT (-2)
-
-typedef struct {
-    const char *cmd;  /* for messages: "submit", "ticket show" */
-    const char *help; /* printed for -h / --help */
-    const char *optstring;
-    const struct option *opts;
-    int argc;
-    char **argv;
-    globals *g;
-} cli;
-
 static bool set_global(globals *g, int code, const char *arg)
 {
     double secs;
@@ -441,7 +398,7 @@ static bool set_global(globals *g, int code, const char *arg)
  * option code, CLI_END after the last one (positional arguments are then argv[optind..]), or
  * CLI_EXIT with *rc set when the command must stop (help printed, or a usage error).
  */
-static int cli_next(cli *p, int *rc)
+int cli_next(cli *p, int *rc)
 {
     for (;;) {
         int c = getopt_long(p->argc, p->argv, p->optstring, p->opts, NULL);
@@ -477,8 +434,7 @@ static int cli_next(cli *p, int *rc)
 }
 
 /* Starts parsing argv (argv[0] is the command's name). glibc re-initialises getopt on optind 0. */
-static void cli_init(cli *p, const char *cmd, const char *help, const struct option *opts, int argc, char **argv,
-                     globals *g)
+void cli_init(cli *p, const char *cmd, const char *help, const struct option *opts, int argc, char **argv, globals *g)
 {
     p->cmd = cmd;
     p->help = help;
@@ -1455,7 +1411,7 @@ static const show_col history_cols[] = {
 
 /* Connects with the global --timeout and UTF-8 client encoding (placed after the DSN so that it
  * wins: text must come back exactly as stored, whatever the locale). */
-static PGconn *db_connect(const globals *g)
+PGconn *db_connect(const globals *g)
 {
     char timeout[16];
     int secs = (g->timeout_ms + 999) / 1000;
@@ -2053,10 +2009,8 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"submit", cmd_submit, help_submit},
-    {"act", cmd_act, help_act},
-    {"ticket", cmd_ticket, help_ticket},
-    {"rules", cmd_rules, help_rules},
+    {"submit", cmd_submit, help_submit}, {"act", cmd_act, help_act}, {"ticket", cmd_ticket, help_ticket},
+    {"rules", cmd_rules, help_rules},    {"org", cmd_org, help_org}, {"agent", cmd_agent, help_agent},
 };
 
 static const command *find_command(const char *name)
@@ -2072,7 +2026,7 @@ static int unknown_command(const char *name)
     for (size_t i = 0; i < NCOLS(commands); i++)
         if (distance(name, commands[i].name) <= 2)
             return usage_error("", "unknown command '%s'; did you mean '%s'?", name, commands[i].name);
-    return usage_error("", "unknown command '%s' (commands: submit, act, ticket, rules)", name);
+    return usage_error("", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent)", name);
 }
 
 /* "help [COMMAND]" */
@@ -2120,7 +2074,7 @@ int main(int argc, char **argv)
     if (c == CLI_EXIT) {
         /* nothing */
     } else if (optind >= argc) {
-        rc = usage_error("", "no command given (commands: submit, act, ticket, rules)");
+        rc = usage_error("", "no command given (commands: submit, act, ticket, rules, org, agent)");
     } else if (strcmp(argv[optind], "help") == 0) {
         rc = cmd_help(argc - optind, argv + optind);
     } else {
