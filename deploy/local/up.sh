@@ -121,6 +121,24 @@ if [[ -x $ctl ]]; then
   fi
 fi
 
+# ---- demo organisation: departments, teams, agents and routing, unless one is loaded -----------
+if [[ -x $ctl ]]; then
+  if [[ $(psql -Atq "$pg_dsn" -c "SELECT count(*) FROM teams" 2>/dev/null || echo 0) != 0 ]]; then
+    say "an organisation is already loaded (redressctl org show)"
+  else
+    "$ctl" --dsn "$pg_dsn" org load "$root/deploy/config/org.demo.json" >&2 ||
+      die "could not load deploy/config/org.demo.json"
+    say "loaded the demo organisation (deploy/config/org.demo.json)"
+  fi
+  # The demo agents are at their desks for the next 8 hours (a real desk sends this heartbeat
+  # every minute with a short --ttl).
+  n=0
+  for agent in $(psql -Atq "$pg_dsn" -c "SELECT id FROM agents WHERE active ORDER BY id"); do
+    "$ctl" --dsn "$pg_dsn" agent online "$agent" --ttl 28800 --redis "$redis_url" >/dev/null && n=$((n + 1))
+  done
+  say "$n demo agents online for 8 hours (redressctl agent list)"
+fi
+
 # ---- 6. services -------------------------------------------------------------------------------
 # ini_get SECTION KEY: a value from var/redress.conf, without its trailing comment.
 ini_get() {
@@ -170,7 +188,7 @@ for name in "${services[@]}"; do
 
   port=$(ini_get "$name" http_port)
   if [[ -z $port ]]; then
-    case $name in intake) port=9401 ;; classifier) port=9402 ;; esac
+    case $name in intake) port=9401 ;; classifier) port=9402 ;; dispatcher) port=9403 ;; esac
   fi
   host=$(ini_get "$name" http_bind)
   host=${host:-127.0.0.1}
@@ -214,8 +232,12 @@ Submit a complaint:
   build/tools/redressctl submit --channel web --customer C-1002 --subject "宽带断网" --body "家里宽带从昨天晚上开始一直断网，报修两次还没人上门。"
 Load real complaints (CFPB sample):
   build/tools/redressctl submit --csv ../shared/datasets/cfpb/complaints_sample.csv --limit 200
-Look at a ticket (the classifier has decided its type, severity and priority within a second):
+Look at a ticket (within a second it is classified -- type, severity, priority -- and assigned
+to an agent, or queued with the reason):
   build/tools/redressctl ticket show <id>
+The organisation and who is at their desk:
+  build/tools/redressctl org show
+  build/tools/redressctl agent list
 Classification rules (edit, then load; running classifiers pick them up at once):
   build/tools/redressctl rules show
   build/tools/redressctl rules load deploy/config/rules.default.json
