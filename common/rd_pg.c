@@ -12,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "rd_log.h"
+#include "rd_time.h"
+
 PGconn *rd_pg_connect(const char *dsn, const char *application_name, char *err, int errlen)
 {
     /* libpq keeps the last value of a repeated key, so our defaults come first and anything the
@@ -67,6 +70,62 @@ int64_t rd_backoff_next(int64_t cur_ms, int64_t min_ms, int64_t max_ms)
     if (j > 0)
         next += (int64_t)(random() % (2 * j + 1)) - j;
     return next < min_ms ? min_ms : next;
+}
+
+void rd_pglink_drop(rd_pglink *l, const char *why)
+{
+    if (l->conn == NULL)
+        return;
+    PQfinish(l->conn);
+    l->conn = NULL;
+    rd_log(RD_LOG_WARN, "lost PostgreSQL", "error", why, NULL);
+}
+
+bool rd_pglink_ensure(rd_pglink *l, bool *fresh)
+{
+    if (fresh)
+        *fresh = false;
+    if (l->conn && PQstatus(l->conn) == CONNECTION_OK)
+        return true;
+    rd_pglink_drop(l, "connection broken");
+    int64_t now = rd_mono_us();
+    if (now < l->next_us)
+        return false;
+    char err[512], sql[160];
+    l->conn = rd_pg_connect(l->dsn, l->app, err, sizeof(err));
+    if (l->conn && l->listen) {
+        snprintf(sql, sizeof(sql), "LISTEN %s", l->listen);
+        if (!rd_pg_command(l->conn, sql, err, sizeof(err))) {
+            PQfinish(l->conn);
+            l->conn = NULL;
+        }
+    }
+    if (l->conn == NULL) {
+        l->backoff_ms = rd_backoff_next(l->backoff_ms, 100, 5000);
+        l->next_us = now + l->backoff_ms * 1000;
+        rd_log(RD_LOG_WARN, "cannot reach PostgreSQL", "error", err, NULL);
+        return false;
+    }
+    l->backoff_ms = 0;
+    rd_log(RD_LOG_INFO, "connected to PostgreSQL", NULL);
+    if (fresh)
+        *fresh = true;
+    return true;
+}
+
+bool rd_pglink_notified(rd_pglink *l)
+{
+    if (l->conn == NULL || !PQconsumeInput(l->conn)) {
+        rd_pglink_drop(l, l->conn ? PQerrorMessage(l->conn) : "no connection");
+        return false;
+    }
+    bool any = false;
+    PGnotify *n;
+    while ((n = PQnotifies(l->conn)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
 }
 
 static void pgarrReserve(rd_pgarr *a, size_t more)

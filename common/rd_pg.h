@@ -27,6 +27,24 @@ bool rd_pg_command(PGconn *conn, const char *sql, char *err, int errlen);
 int64_t rd_backoff_next(int64_t cur_ms, int64_t min_ms, int64_t max_ms);
 
 /*
+ * rd_pglink -- a service's connection that comes back by itself: ensure() reconnects (with
+ * backoff, never more often than it allows) and LISTENs again; drop() forgets a broken one.
+ * Connection changes are logged.
+ */
+typedef struct {
+    const char *dsn, *app, *listen; /* listen: a NOTIFY channel, or NULL */
+    PGconn *conn;
+    int64_t backoff_ms, next_us;
+} rd_pglink;
+
+/* True when connected. *fresh (may be NULL) is true when this call made a new connection: the
+ * caller may have missed notifications and should re-read what they announce. */
+bool rd_pglink_ensure(rd_pglink *l, bool *fresh);
+void rd_pglink_drop(rd_pglink *l, const char *why);
+/* Consumes input on the link's socket; true when a notification arrived. Drops a broken link. */
+bool rd_pglink_notified(rd_pglink *l);
+
+/*
  * rd_pgarr -- a PostgreSQL array literal under construction ('{"a","b\"c"}').
  * Elements are quoted and escaped so any UTF-8 text (without NUL) round-trips exactly.
  */

@@ -115,7 +115,9 @@ char *rd_read_file(const char *path, size_t *len)
         return NULL;
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
-    while (buf != NULL) {
+    for (;;) {
+        if (buf == NULL)
+            break;
         if (cap - n < 2) {
             char *nb = realloc(buf, cap *= 2);
             if (nb == NULL) {

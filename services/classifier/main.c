@@ -15,8 +15,6 @@
  * catches notifications lost while disconnected). Models are files, loaded at start.
  */
 #include <errno.h>
-#include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +27,11 @@
 #include "rd_log.h"
 #include "rd_metrics.h"
 #include "rd_pg.h"
+#include "rd_service.h"
 #include "rd_time.h"
 #include "redress.pb-c.h"
 
 #define MAX_PENDING 4096
-
-static volatile sig_atomic_t stopSignal;
-
-static void onSignal(int sig)
-{
-    stopSignal = sig;
-}
 
 typedef struct {
     const char *dsn, *intake, *push_bind, *pub_bind, *http_bind, *model_bt, *model_cat, *rules_file;
@@ -47,17 +39,16 @@ typedef struct {
 } cfg;
 
 typedef struct {
+    rd_service svc;
     cfg c;
     cl_context ctx;
     rd_ruleset *rules;
     char rules_version[64];
     rd_model *model_bt, *model_cat;
-    PGconn *pg;
-    int64_t backoff_ms, next_connect_us;
+    rd_pglink db;
     void *pull, *push, *pub;
     char *pending[MAX_PENDING];
     int npending;
-    char who[128];
     struct {
         rd_metric *classified, *redriven, *batches, *errors, *major, *duplicates, *repeats, *reloads, *decide_s, *db_up,
             *dropped;
@@ -127,40 +118,18 @@ static void rulesInstall(classifier *cl, rd_ruleset *rs, const char *origin)
     rd_log(RD_LOG_INFO, "rules loaded", "version", cl->rules_version, "rules", n, "from", origin, NULL);
 }
 
-static char *readFile(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 65536, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap *= 2);
-            if (nb == NULL)
-                free(buf);
-            buf = nb;
-        }
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* Takes the active ruleset from PostgreSQL when it differs from ours; falls back to the file. */
 static void rulesRefresh(classifier *cl)
 {
     char *json = NULL, *version = NULL, err[512];
-    if (!cl_store_active_rules(cl->pg, &json, &version, err, sizeof(err))) {
+    if (!cl_store_active_rules(cl->db.conn, &json, &version, err, sizeof(err))) {
         rd_log(RD_LOG_WARN, "cannot read the active ruleset", "error", err, NULL);
         return;
     }
     if (json == NULL) {
         if (cl->rules == NULL && cl->c.rules_file[0]) {
             size_t len;
-            char *buf = readFile(cl->c.rules_file, &len);
+            char *buf = rd_read_file(cl->c.rules_file, &len);
             rd_ruleset *rs = buf ? rd_rules_parse(buf, len, err, sizeof(err)) : NULL;
             if (rs)
                 rulesInstall(cl, rs, cl->c.rules_file);
@@ -188,55 +157,28 @@ static void rulesRefresh(classifier *cl)
 
 static void pgDrop(classifier *cl, const char *why)
 {
-    if (cl->pg == NULL)
-        return;
-    PQfinish(cl->pg);
-    cl->pg = NULL;
+    rd_pglink_drop(&cl->db, why);
     rd_metric_set(cl->m.db_up, 0);
-    rd_log(RD_LOG_WARN, "lost PostgreSQL", "error", why, NULL);
 }
 
 static bool pgEnsure(classifier *cl)
 {
-    if (cl->pg && PQstatus(cl->pg) == CONNECTION_OK)
-        return true;
-    pgDrop(cl, "connection broken");
-    int64_t now = rd_mono_us();
-    if (now < cl->next_connect_us)
+    bool fresh;
+    if (!rd_pglink_ensure(&cl->db, &fresh))
         return false;
-    char err[512];
-    cl->pg = rd_pg_connect(cl->c.dsn, "redress-classifier", err, sizeof(err));
-    if (cl->pg && !rd_pg_command(cl->pg, "LISTEN redress_rules", err, sizeof(err))) {
-        PQfinish(cl->pg);
-        cl->pg = NULL;
+    if (fresh) {
+        rd_metric_set(cl->m.db_up, 1);
+        rulesRefresh(cl); /* we may have missed notifications while away */
     }
-    if (cl->pg == NULL) {
-        cl->backoff_ms = rd_backoff_next(cl->backoff_ms, 100, 5000);
-        cl->next_connect_us = now + cl->backoff_ms * 1000;
-        rd_log(RD_LOG_WARN, "cannot reach PostgreSQL", "error", err, NULL);
-        return false;
-    }
-    cl->backoff_ms = 0;
-    rd_metric_set(cl->m.db_up, 1);
-    rd_log(RD_LOG_INFO, "connected to PostgreSQL", NULL);
-    rulesRefresh(cl); /* we may have missed notifications while away */
     return true;
 }
 
 static void pgNotifications(classifier *cl)
 {
-    if (cl->pg == NULL || !PQconsumeInput(cl->pg)) {
-        pgDrop(cl, cl->pg ? PQerrorMessage(cl->pg) : "no connection");
-        return;
-    }
-    bool reload = false;
-    PGnotify *n;
-    while ((n = PQnotifies(cl->pg)) != NULL) {
-        reload = true;
-        PQfreemem(n);
-    }
-    if (reload)
+    if (rd_pglink_notified(&cl->db))
         rulesRefresh(cl);
+    if (cl->db.conn == NULL)
+        rd_metric_set(cl->m.db_up, 0);
 }
 
 /* ---- one batch ----------------------------------------------------------------------------- */
@@ -266,18 +208,18 @@ static int classifyBatch(classifier *cl, const char *const *ids, int n)
         return -1;
     char err[512];
     cl_batch claimed, hist;
-    if (!cl_store_claim(cl->pg, ids, n, (int)cl->c.batch, cl->c.min_age_ms, &claimed, err, sizeof(err))) {
+    if (!cl_store_claim(cl->db.conn, ids, n, (int)cl->c.batch, cl->c.min_age_ms, &claimed, err, sizeof(err))) {
         pgDrop(cl, err);
         return -1;
     }
     if (claimed.n == 0) {
-        rd_pg_command(cl->pg, "ROLLBACK", err, sizeof(err));
+        rd_pg_command(cl->db.conn, "ROLLBACK", err, sizeof(err));
         cl_batch_free(&claimed);
         return 0;
     }
     int64_t window =
         cl->ctx.repeat_window_us > cl->ctx.duplicate_window_us ? cl->ctx.repeat_window_us : cl->ctx.duplicate_window_us;
-    if (!cl_store_history(cl->pg, &claimed, window, &hist, err, sizeof(err))) {
+    if (!cl_store_history(cl->db.conn, &claimed, window, &hist, err, sizeof(err))) {
         cl_batch_free(&claimed);
         pgDrop(cl, err);
         return -1;
@@ -290,7 +232,7 @@ static int classifyBatch(classifier *cl, const char *const *ids, int n)
     for (int i = 0; i < claimed.n; i++)
         cl_decide(&cl->ctx, &claimed.v[i], hist.v, hist.n, &d[i]);
     rd_metric_observe(cl->m.decide_s, (double)(rd_mono_us() - t0) / 1e6);
-    bool ok = cl_store_write(cl->pg, d, claimed.n, cl->rules_version, cl->who, seqs, err, sizeof(err));
+    bool ok = cl_store_write(cl->db.conn, d, claimed.n, cl->rules_version, cl->svc.who, seqs, err, sizeof(err));
     int done = 0;
     if (ok) {
         for (int i = 0; i < claimed.n; i++) {
@@ -307,8 +249,8 @@ static int classifyBatch(classifier *cl, const char *const *ids, int n)
     } else {
         rd_metric_inc(cl->m.errors, 1);
         rd_log(RD_LOG_ERROR, "cannot store classifications", "error", err, NULL);
-        if (PQstatus(cl->pg) == CONNECTION_OK)
-            rd_pg_command(cl->pg, "ROLLBACK", err, sizeof(err));
+        if (PQstatus(cl->db.conn) == CONNECTION_OK)
+            rd_pg_command(cl->db.conn, "ROLLBACK", err, sizeof(err));
         else
             pgDrop(cl, err);
     }
@@ -338,7 +280,7 @@ static void flushPending(classifier *cl)
 static void redrive(classifier *cl)
 {
     int n;
-    while ((n = classifyBatch(cl, NULL, 0)) > 0 && !stopSignal) {
+    while ((n = classifyBatch(cl, NULL, 0)) > 0 && !rd_service_stopping()) {
         rd_metric_inc(cl->m.redriven, (uint64_t)n);
         if (n < cl->c.batch)
             break;
@@ -367,7 +309,7 @@ static void drainPull(classifier *cl)
 static bool healthCheck(void *arg, char *detail, size_t len)
 {
     classifier *cl = arg;
-    bool up = cl->pg != NULL;
+    bool up = cl->db.conn != NULL;
     snprintf(detail, len, "%s; rules %s", up ? "ok: PostgreSQL connected" : "PostgreSQL unreachable",
              cl->rules_version[0] ? cl->rules_version : "none");
     return up;
@@ -402,77 +344,27 @@ static rd_model *loadModel(const char *path)
     return m;
 }
 
-static void *socketOpen(void *ctx, int type, const char *ep, bool bind)
-{
-    void *s = zmq_socket(ctx, type);
-    int linger = 0, hwm = 100000;
-    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
-    zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
-    char eps[1024];
-    snprintf(eps, sizeof(eps), "%s", ep);
-    char *save = NULL;
-    for (char *e = strtok_r(eps, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
-        if ((bind ? zmq_bind(s, e) : zmq_connect(s, e)) != 0) {
-            rd_log(RD_LOG_ERROR, bind ? "cannot bind" : "cannot connect", "endpoint", e, "error",
-                   zmq_strerror(zmq_errno()), NULL);
-            zmq_close(s);
-            return NULL;
-        }
-    }
-    return s;
-}
-
 int main(int argc, char **argv)
 {
-    const char *cfgPath = NULL;
-    bool checkOnly = false;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c':
-            cfgPath = optarg;
-            break;
-        case 'k':
-            checkOnly = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("redress-classifier 0.1.0\n");
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "redress-classifier: unexpected argument '%s' (try --help)\n", argv[optind]);
-        return 2;
-    }
-    char err[512];
-    rd_config *f = rd_config_load(cfgPath, err, sizeof(err));
-    if (f == NULL) {
-        fprintf(stderr, "redress-classifier: %s\n", err);
-        return 2;
-    }
     static classifier cl;
-    if (!loadCfg(f, &cl.c, err, sizeof(err))) {
+    cl.svc.name = "classifier";
+    cl.svc.usage = usage;
+    int rc0 = rd_service_init(&cl.svc, argc, argv);
+    if (rc0 >= 0)
+        return rc0;
+    char err[512];
+    if (!loadCfg(cl.svc.cfg, &cl.c, err, sizeof(err))) {
         fprintf(stderr, "redress-classifier: configuration: %s\n", err);
         return 2;
     }
-    rd_log_init("classifier", rd_log_level_parse(rd_config_str(f, "log.level", "info")));
+    cl.db.dsn = cl.c.dsn;
+    cl.db.app = "redress-classifier";
+    cl.db.listen = "redress_rules";
     cl.model_bt = loadModel(cl.c.model_bt);
     cl.model_cat = loadModel(cl.c.model_cat);
     if ((cl.c.model_bt[0] && !cl.model_bt) || (cl.c.model_cat[0] && !cl.model_cat))
         return 2;
-    if (checkOnly) {
+    if (cl.svc.check_only) {
         printf("configuration ok\n");
         return 0;
     }
@@ -481,16 +373,12 @@ int main(int argc, char **argv)
     cl.ctx.repeat_window_us = cl.c.repeat_days * 86400LL * 1000000;
     cl.ctx.duplicate_window_us = cl.c.dup_hours * 3600LL * 1000000;
     cl.ctx.duplicate_similarity = (double)cl.c.dup_pct / 100.0;
-    char host[64] = "";
-    gethostname(host, sizeof(host) - 1);
-    snprintf(cl.who, sizeof(cl.who), "%s:%d", host, (int)getpid());
     metricsInit(&cl);
-
-    signal(SIGPIPE, SIG_IGN);
+    rd_service_signals();
     void *zctx = zmq_ctx_new();
-    cl.pull = socketOpen(zctx, ZMQ_PULL, cl.c.intake, false);
-    cl.push = socketOpen(zctx, ZMQ_PUSH, cl.c.push_bind, true);
-    cl.pub = socketOpen(zctx, ZMQ_PUB, cl.c.pub_bind, true);
+    cl.pull = rd_service_socket(zctx, ZMQ_PULL, cl.c.intake, false, 100000);
+    cl.push = rd_service_socket(zctx, ZMQ_PUSH, cl.c.push_bind, true, 100000);
+    cl.pub = rd_service_socket(zctx, ZMQ_PUB, cl.c.pub_bind, true, 100000);
     if (!cl.pull || !cl.push || !cl.pub)
         return 1;
     rd_http *http = rd_http_start(cl.c.http_bind, (int)cl.c.http_port, healthCheck, &cl, err, sizeof(err));
@@ -498,16 +386,10 @@ int main(int argc, char **argv)
         rd_log(RD_LOG_ERROR, "cannot start HTTP endpoint", "error", err, NULL);
         return 1;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = onSignal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
     pgEnsure(&cl);
-    rd_log(RD_LOG_INFO, "classifier ready", "intake", cl.c.intake, "push", cl.c.push_bind, "who", cl.who, NULL);
+    rd_log(RD_LOG_INFO, "classifier ready", "intake", cl.c.intake, "push", cl.c.push_bind, "who", cl.svc.who, NULL);
     int64_t nextRedrive = 0, nextPoll = rd_mono_us() + cl.c.rules_poll_ms * 1000;
-    while (!stopSignal) {
+    while (!rd_service_stopping()) {
         int64_t now = rd_mono_us();
         if (now >= nextRedrive) {
             redrive(&cl);
@@ -518,16 +400,17 @@ int main(int argc, char **argv)
                 rulesRefresh(&cl);
             nextPoll = now + cl.c.rules_poll_ms * 1000;
         }
-        zmq_pollitem_t items[2] = {{cl.pull, 0, ZMQ_POLLIN, 0}, {NULL, cl.pg ? PQsocket(cl.pg) : -1, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[2] = {{cl.pull, 0, ZMQ_POLLIN, 0},
+                                   {NULL, cl.db.conn ? PQsocket(cl.db.conn) : -1, ZMQ_POLLIN, 0}};
         long timeout = (long)((nextRedrive - rd_mono_us()) / 1000);
         if (timeout < 0)
             timeout = 0;
         if (timeout > 500)
             timeout = 500;
-        int rc = zmq_poll(items, cl.pg ? 2 : 1, timeout);
+        int rc = zmq_poll(items, cl.db.conn ? 2 : 1, timeout);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
-        if (cl.pg && (items[1].revents & ZMQ_POLLIN))
+        if (cl.db.conn && (items[1].revents & ZMQ_POLLIN))
             pgNotifications(&cl);
         if (items[0].revents & ZMQ_POLLIN) {
             drainPull(&cl);
@@ -542,12 +425,12 @@ int main(int argc, char **argv)
     zmq_close(cl.push);
     zmq_close(cl.pub);
     zmq_ctx_term(zctx);
-    if (cl.pg)
-        PQfinish(cl.pg);
+    if (cl.db.conn)
+        PQfinish(cl.db.conn);
     rd_rules_destroy(&cl.rules);
     rd_model_destroy(&cl.model_bt);
     rd_model_destroy(&cl.model_cat);
-    rd_config_destroy(&f);
+    rd_service_done(&cl.svc);
     rd_log(RD_LOG_INFO, "classifier stopped", NULL);
     return 0;
 }

@@ -56,10 +56,10 @@ typedef struct {
     rd_service svc;
     cfg c;
     dp_org *org;
-    PGconn *pg;
+    rd_pglink db;
     redisContext *rd;
     rd_redis_addr raddr;
-    int64_t pg_backoff, pg_next, rd_backoff, rd_next;
+    int64_t rd_backoff, rd_next;
     bool need_reconcile, wake_queue;
     void *pull, *sub, *push, *pub;
     idset pending, tosync;
@@ -146,18 +146,14 @@ static void idsClear(idset *s)
 
 static void pgDrop(dispatcher *d, const char *why)
 {
-    if (d->pg == NULL)
-        return;
-    PQfinish(d->pg);
-    d->pg = NULL;
+    rd_pglink_drop(&d->db, why);
     rd_metric_set(d->m.db_up, 0);
-    rd_log(RD_LOG_WARN, "lost PostgreSQL", "error", why, NULL);
 }
 
 static void orgReload(dispatcher *d)
 {
     char err[512];
-    dp_org *o = dp_org_load(d->pg, err, sizeof(err));
+    dp_org *o = dp_org_load(d->db.conn, err, sizeof(err));
     if (o == NULL) {
         rd_log(RD_LOG_ERROR, "cannot read the organisation", "error", err, NULL);
         return;
@@ -178,28 +174,13 @@ static void orgReload(dispatcher *d)
 
 static bool pgEnsure(dispatcher *d)
 {
-    if (d->pg && PQstatus(d->pg) == CONNECTION_OK)
-        return true;
-    pgDrop(d, "connection broken");
-    int64_t now = rd_mono_us();
-    if (now < d->pg_next)
+    bool fresh;
+    if (!rd_pglink_ensure(&d->db, &fresh))
         return false;
-    char err[512];
-    d->pg = rd_pg_connect(d->c.dsn, "redress-dispatcher", err, sizeof(err));
-    if (d->pg && !rd_pg_command(d->pg, "LISTEN redress_org", err, sizeof(err))) {
-        PQfinish(d->pg);
-        d->pg = NULL;
+    if (fresh) {
+        rd_metric_set(d->m.db_up, 1);
+        orgReload(d); /* notifications may have been missed while away */
     }
-    if (d->pg == NULL) {
-        d->pg_backoff = rd_backoff_next(d->pg_backoff, 100, 5000);
-        d->pg_next = now + d->pg_backoff * 1000;
-        rd_log(RD_LOG_WARN, "cannot reach PostgreSQL", "error", err, NULL);
-        return false;
-    }
-    d->pg_backoff = 0;
-    rd_metric_set(d->m.db_up, 1);
-    rd_log(RD_LOG_INFO, "connected to PostgreSQL", NULL);
-    orgReload(d); /* notifications may have been missed while away */
     return true;
 }
 
@@ -251,7 +232,7 @@ static bool ready(dispatcher *d)
 static void rollback(dispatcher *d)
 {
     char err[256];
-    if (d->pg && PQstatus(d->pg) == CONNECTION_OK && !rd_pg_command(d->pg, "ROLLBACK", err, sizeof(err)))
+    if (d->db.conn && PQstatus(d->db.conn) == CONNECTION_OK && !rd_pg_command(d->db.conn, "ROLLBACK", err, sizeof(err)))
         pgDrop(d, err);
 }
 
@@ -471,7 +452,7 @@ static int dispatchBatch(dispatcher *d, source src, const char *const *ids, int 
     if (!ready(d))
         return -1;
     char err[512];
-    if (!rd_pg_command(d->pg, "BEGIN", err, sizeof(err))) {
+    if (!rd_pg_command(d->db.conn, "BEGIN", err, sizeof(err))) {
         pgDrop(d, err);
         return -1;
     }
@@ -480,17 +461,17 @@ static int dispatchBatch(dispatcher *d, source src, const char *const *ids, int 
     bool ok;
     switch (src) {
     case FROM_IDS:
-        ok = dp_store_claim_ids(d->pg, ids, n, &b, err, sizeof(err));
+        ok = dp_store_claim_ids(d->db.conn, ids, n, &b, err, sizeof(err));
         break;
     case FROM_REDRIVE:
-        ok = dp_store_claim_redrive(d->pg, (int)d->c.batch, d->c.min_age_ms, &b, err, sizeof(err));
+        ok = dp_store_claim_redrive(d->db.conn, (int)d->c.batch, d->c.min_age_ms, &b, err, sizeof(err));
         break;
     case FROM_QUEUE:
-        ok = dp_store_claim_queue(d->pg, (int)d->c.batch, &b, err, sizeof(err));
+        ok = dp_store_claim_queue(d->db.conn, (int)d->c.batch, &b, err, sizeof(err));
         break;
     default: {
-        int ne = dp_store_expire(d->pg, (int)d->c.batch, d->svc.who, &expired, err, sizeof(err));
-        ok = ne >= 0 && dp_store_claim_ids(d->pg, (const char *const *)expired, ne, &b, err, sizeof(err));
+        int ne = dp_store_expire(d->db.conn, (int)d->c.batch, d->svc.who, &expired, err, sizeof(err));
+        ok = ne >= 0 && dp_store_claim_ids(d->db.conn, (const char *const *)expired, ne, &b, err, sizeof(err));
         if (ok)
             rd_metric_inc(d->m.missed, (uint64_t)ne);
         for (int i = 0; expired && i < ne; i++)
@@ -506,7 +487,7 @@ static int dispatchBatch(dispatcher *d, source src, const char *const *ids, int 
     if (!ok) {
         rd_log(RD_LOG_ERROR, "cannot claim tickets", "error", err, NULL);
         rollback(d);
-        if (PQstatus(d->pg) != CONNECTION_OK)
+        if (PQstatus(d->db.conn) != CONNECTION_OK)
             pgDrop(d, err);
         return -1;
     }
@@ -538,14 +519,14 @@ static int dispatchBatch(dispatcher *d, source src, const char *const *ids, int 
         else
             nqueued++;
     }
-    ok = dp_store_write(d->pg, &b, dec, d->svc.who, seqs, err, sizeof(err)) &&
-         rd_pg_command(d->pg, "COMMIT", err, sizeof(err));
+    ok = dp_store_write(d->db.conn, &b, dec, d->svc.who, seqs, err, sizeof(err)) &&
+         rd_pg_command(d->db.conn, "COMMIT", err, sizeof(err));
     if (!ok) {
         rd_metric_inc(d->m.errors, 1);
         rd_log(RD_LOG_ERROR, "cannot store assignments", "error", err, NULL);
         rollback(d);
         redisCancel(d, &b, dec);
-        if (PQstatus(d->pg) != CONNECTION_OK)
+        if (PQstatus(d->db.conn) != CONNECTION_OK)
             pgDrop(d, err);
     } else {
         dp_open *conf = calloc((size_t)b.n, sizeof(*conf));
@@ -604,14 +585,15 @@ static void flushSync(dispatcher *d)
     int64_t since = redisNow(d);
     dp_open *rows = NULL;
     char err[512];
-    int n = since < 0 ? -1
-                      : dp_store_open_of(d->pg, (const char *const *)d->tosync.v, d->tosync.n, &rows, err, sizeof(err));
+    int n = since < 0
+                ? -1
+                : dp_store_open_of(d->db.conn, (const char *const *)d->tosync.v, d->tosync.n, &rows, err, sizeof(err));
     if (n >= 0 && redisSync(d, rows, n, since, d->c.grace_ms) >= 0) {
         idsClear(&d->tosync);
         d->wake_queue = true;
     } else if (n < 0 && since >= 0) {
         rd_log(RD_LOG_WARN, "cannot read open assignments", "error", err, NULL);
-        if (PQstatus(d->pg) != CONNECTION_OK)
+        if (PQstatus(d->db.conn) != CONNECTION_OK)
             pgDrop(d, err);
     }
     free(rows);
@@ -649,7 +631,7 @@ static void reconcile(dispatcher *d)
     /* open tickets: every PostgreSQL row, plus "none" for entries PostgreSQL does not have */
     int64_t since = redisNow(d);
     dp_open *rows = NULL;
-    int n = since < 0 ? -1 : dp_store_open_all(d->pg, &rows, err, sizeof(err));
+    int n = since < 0 ? -1 : dp_store_open_all(d->db.conn, &rows, err, sizeof(err));
     if (n < 0) {
         if (since >= 0)
             rd_log(RD_LOG_WARN, "cannot read open assignments", "error", err, NULL);
@@ -665,7 +647,7 @@ static void reconcile(dispatcher *d)
     int extra = 0;
     dp_open *more = calloc(all->elements + 1, sizeof(*more));
     for (size_t i = 0; i < all->elements; i++) {
-        dp_open key;
+        dp_open key = {0};
         snprintf(key.ticket, sizeof(key.ticket), "%s", all->element[i]->str);
         if (bsearch(&key, rows, (size_t)n, sizeof(*rows), cmpOpen) == NULL) {
             more[extra] = key;
@@ -693,7 +675,7 @@ static void reconcile(dispatcher *d)
     /* presence last, once loads are right: PostgreSQL is written first by redressctl, so what
      * Redis lacks comes back */
     dp_presence *pres = NULL;
-    int np = dp_store_presence(d->pg, &pres, err, sizeof(err));
+    int np = dp_store_presence(d->db.conn, &pres, err, sizeof(err));
     for (int i = 0; i < np; i++) {
         redisReply *h = redisCommand(d->rd, "HEXISTS " DP_KEY_PRES " %s", pres[i].agent);
         if (h == NULL) {
@@ -728,18 +710,10 @@ static void reconcile(dispatcher *d)
 
 static void pgNotifications(dispatcher *d)
 {
-    if (d->pg == NULL || !PQconsumeInput(d->pg)) {
-        pgDrop(d, d->pg ? PQerrorMessage(d->pg) : "no connection");
-        return;
-    }
-    bool reload = false;
-    PGnotify *n;
-    while ((n = PQnotifies(d->pg)) != NULL) {
-        reload = true;
-        PQfreemem(n);
-    }
-    if (reload)
+    if (rd_pglink_notified(&d->db))
         orgReload(d);
+    if (d->db.conn == NULL)
+        rd_metric_set(d->m.db_up, 0);
 }
 
 /* Classified tickets from the classifier's PUSH. */
@@ -787,8 +761,8 @@ static void drainSub(dispatcher *d)
 static bool healthCheck(void *arg, char *detail, size_t len)
 {
     dispatcher *d = arg;
-    bool up = d->pg != NULL && d->rd != NULL && d->org != NULL;
-    snprintf(detail, len, "%s; %s; %d teams", d->pg ? "PostgreSQL connected" : "PostgreSQL unreachable",
+    bool up = d->db.conn != NULL && d->rd != NULL && d->org != NULL;
+    snprintf(detail, len, "%s; %s; %d teams", d->db.conn ? "PostgreSQL connected" : "PostgreSQL unreachable",
              d->rd ? "Redis connected" : "Redis unreachable", d->org ? d->org->nteams : 0);
     return up;
 }
@@ -829,6 +803,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "redress-dispatcher: configuration: %s\n", err);
         return 2;
     }
+    d.db.dsn = d.c.dsn;
+    d.db.app = "redress-dispatcher";
+    d.db.listen = "redress_org";
     if (d.svc.check_only) {
         printf("configuration ok\n");
         return 0;
@@ -854,7 +831,7 @@ int main(int argc, char **argv)
             nextOrg = rd_mono_us() + d.c.org_poll_ms * 1000;
     while (!rd_service_stopping()) {
         int64_t now = rd_mono_us();
-        if (now >= nextReconcile || (d.need_reconcile && d.rd && d.pg)) {
+        if (now >= nextReconcile || (d.need_reconcile && d.rd && d.db.conn)) {
             reconcile(&d);
             nextReconcile = rd_mono_us() + d.c.reconcile_ms * 1000;
         }
@@ -876,18 +853,19 @@ int main(int argc, char **argv)
             drainSource(&d, FROM_QUEUE, NULL);
             nextQueue = rd_mono_us() + d.c.queue_ms * 1000;
         }
-        zmq_pollitem_t items[3] = {
-            {d.pull, 0, ZMQ_POLLIN, 0}, {d.sub, 0, ZMQ_POLLIN, 0}, {NULL, d.pg ? PQsocket(d.pg) : -1, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[3] = {{d.pull, 0, ZMQ_POLLIN, 0},
+                                   {d.sub, 0, ZMQ_POLLIN, 0},
+                                   {NULL, d.db.conn ? PQsocket(d.db.conn) : -1, ZMQ_POLLIN, 0}};
         int64_t next = nextQueue < nextRedrive ? nextQueue : nextRedrive;
         long timeout = (long)((next - rd_mono_us()) / 1000);
         if (timeout < 0)
             timeout = 0;
         if (timeout > 100)
             timeout = 100;
-        int prc = zmq_poll(items, d.pg ? 3 : 2, timeout);
+        int prc = zmq_poll(items, d.db.conn ? 3 : 2, timeout);
         if (prc < 0 && zmq_errno() != EINTR)
             break;
-        if (d.pg && (items[2].revents & ZMQ_POLLIN))
+        if (d.db.conn && (items[2].revents & ZMQ_POLLIN))
             pgNotifications(&d);
         if (items[1].revents & ZMQ_POLLIN)
             drainSub(&d);
@@ -908,8 +886,8 @@ int main(int argc, char **argv)
     zmq_close(d.push);
     zmq_close(d.pub);
     zmq_ctx_term(zctx);
-    if (d.pg)
-        PQfinish(d.pg);
+    if (d.db.conn)
+        PQfinish(d.db.conn);
     if (d.rd)
         redisFree(d.rd);
     dp_org_free(&d.org);

@@ -17,7 +17,6 @@
  * ticket_history table is the durable stream, and consumers re-drive from it by seq.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +30,7 @@
 #include "rd_envelope.h"
 #include "rd_http.h"
 #include "rd_log.h"
+#include "rd_service.h"
 #include "rd_time.h"
 
 static volatile sig_atomic_t stopSignal;
@@ -464,55 +464,22 @@ static int runLoop(loop *l)
 
 int main(int argc, char **argv)
 {
-    const char *cfgPath = NULL;
-    bool checkOnly = false;
-    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
-                                         {"check-config", no_argument, NULL, 'k'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
-    int o;
-    while ((o = getopt_long(argc, argv, "c:hV", opts, NULL)) != -1) {
-        switch (o) {
-        case 'c':
-            cfgPath = optarg;
-            break;
-        case 'k':
-            checkOnly = true;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        case 'V':
-            printf("redress-intake 0.1.0\n");
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "redress-intake: unexpected argument '%s' (try --help)\n", argv[optind]);
-        return 2;
-    }
+    static rd_service svc = {.name = "intake", .usage = usage};
+    int rc0 = rd_service_init(&svc, argc, argv);
+    if (rc0 >= 0)
+        return rc0;
     char err[512];
-    rd_config *cfg = rd_config_load(cfgPath, err, sizeof(err));
-    if (cfg == NULL) {
-        fprintf(stderr, "redress-intake: %s\n", err);
-        return 2;
-    }
     static intake in;
-    if (!loadConfig(cfg, &in.cfg, err, sizeof(err))) {
+    if (!loadConfig(svc.cfg, &in.cfg, err, sizeof(err))) {
         fprintf(stderr, "redress-intake: configuration: %s\n", err);
         return 2;
     }
-    rd_log_init("intake", rd_log_level_parse(rd_config_str(cfg, "log.level", "info")));
-    if (checkOnly) {
+    if (svc.check_only) {
         printf("intake.bind=%s\nintake.push_bind=%s\nintake.pub_bind=%s\nintake.writers=%lld\n"
                "intake.max_batch=%lld\nintake.max_pending=%lld\nintake.http_port=%lld\n",
                in.cfg.bind, in.cfg.push_bind, in.cfg.pub_bind, (long long)in.cfg.writers, (long long)in.cfg.max_batch,
                (long long)in.cfg.max_pending, (long long)in.cfg.http_port);
-        rd_config_destroy(&cfg);
+        rd_service_done(&svc);
         return 0;
     }
 
@@ -573,7 +540,7 @@ int main(int argc, char **argv)
     zmq_close(l.pub);
     zmq_close(l.done);
     zmq_ctx_term(in.zctx);
-    rd_config_destroy(&cfg);
+    rd_service_done(&svc);
     rd_log(RD_LOG_INFO, "intake stopped", NULL);
     return rc;
 }
