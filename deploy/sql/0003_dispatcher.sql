@@ -109,6 +109,7 @@ CREATE TABLE dispatch_queue (
     reason       text NOT NULL DEFAULT ''
 );
 CREATE INDEX dispatch_queue_order ON dispatch_queue (priority, enqueued_at);
+CREATE INDEX dispatch_queue_team ON dispatch_queue (team_id, priority, enqueued_at);
 
 ALTER TABLE tickets
     ADD COLUMN accountable_unit text,     -- 首问负责: first_owner_unit until a hand-over is accepted

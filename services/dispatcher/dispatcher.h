@@ -14,6 +14,8 @@
  *   {rd}:open   hash  ticket -> "agent|weight|state|ms"; state p = reserved, not yet committed
  *                     to PostgreSQL (ms = when reserved); c = committed (ms = when confirmed)
  *   {rd}:rr:<team>    string  round-robin cursor of a team
+ *   {rd}:gone   hash  ticket -> ms an entry was dropped (tombstone, kept a few minutes): a
+ *                     PostgreSQL snapshot taken before that must not bring the entry back
  *   {rd}:ready  string  set by a reconciliation once loads are rebuilt; while it is missing (a
  *                       flushed or new Redis) nothing is assigned, so a ticket is never given to
  *                       an agent whose open tickets Redis has forgotten
@@ -37,6 +39,7 @@
 #define DP_KEY_OPEN  "{rd}:open"
 #define DP_KEY_RR    "{rd}:rr:" /* + team id */
 #define DP_KEY_READY "{rd}:ready"
+#define DP_KEY_GONE  "{rd}:gone"
 
 /* ---- organisation (org.c) ------------------------------------------------------------------ */
 
@@ -129,22 +132,23 @@ int dp_accept_limit(const dp_org *o, const dp_ticket *t);
 /* ---- Redis scripts (scripts.c) -------------------------------------------------------------- */
 
 /*
- * assign: KEYS load cap pres open rr ready; ARGV ticket weight strategy(ll|rr) agent...
+ * assign: KEYS load cap pres open rr ready gone; ARGV ticket weight strategy(ll|rr) agent...
  *   The caller holds the ticket's row lock and PostgreSQL shows no open assignment for it, so an
  *   entry of the ticket in {rd}:open is stale and is dropped first (a retried call never counts
  *   twice). Returns the chosen agent (bulk), nil when no candidate is online with room, or the
  *   integer 0 when Redis is not reconciled yet ({rd}:ready missing).
- * sync: KEYS load open; ARGV since_ms grace_ms then triples ticket agent weight (agent "" = the
- *   ticket has no open assignment in PostgreSQL). Makes {rd}:open agree with PostgreSQL for those
- *   tickets: adds missing entries, confirms reserved ones, removes entries PostgreSQL no longer has
- *   -- but only entries confirmed before since_ms, or reserved before since_ms - grace_ms, because
- *   a younger one may belong to a transaction the caller's snapshot could not see. Returns
- *   {added, removed, confirmed}.
- * cancel: KEYS load open; ARGV agent ticket... -- drops reserved (never committed) entries the
- *   caller made for that agent; returns how many.
+ * sync: KEYS load open gone; ARGV since_ms grace_ms then triples ticket agent weight (agent "" =
+ *   the ticket has no open assignment in PostgreSQL); since_ms is the Redis clock read before the
+ *   caller's PostgreSQL snapshot. Makes {rd}:open agree with PostgreSQL for those tickets: confirms
+ *   reserved entries; removes entries PostgreSQL no longer has -- but only entries confirmed before
+ *   since_ms, or reserved before since_ms - grace_ms, because a younger one may belong to a
+ *   transaction the snapshot could not see; adds missing entries -- unless one was dropped after
+ *   since_ms (the snapshot may predate what dropped it). Returns {added, removed, confirmed}.
+ * cancel: KEYS load open gone; ARGV agent ticket... -- drops reserved (never committed) entries
+ *   the caller made for that agent; returns how many.
  * presence: KEYS pres; ARGV agent status(online|away|offline) ttl_ms -- returns the expiry (ms).
- * rebuild: KEYS load open cap; ARGV -- recomputes every agent's load from {rd}:open, and clamps
- *   nothing: returns the number of agents whose stored load differed.
+ * rebuild: KEYS load open gone; ARGV keep_ms -- recomputes every agent's load from {rd}:open
+ *   and forgets tombstones older than keep_ms; returns the number of agents whose load differed.
  * now: no keys -- the Redis clock in ms (every expiry and reservation uses it, never ours).
  */
 extern rd_redis_script dp_script_assign, dp_script_sync, dp_script_cancel, dp_script_presence, dp_script_rebuild,

@@ -45,8 +45,9 @@ void dp_batch_free(dp_batch *b);
 bool dp_store_claim_ids(PGconn *c, const char *const *ids, int n, dp_batch *out, char *err, int errlen);
 /* The oldest such tickets not in the queue, unchanged for min_age_ms (missed notifications). */
 bool dp_store_claim_redrive(PGconn *c, int limit, int64_t min_age_ms, dp_batch *out, char *err, int errlen);
-/* The head of the dispatch queue, by priority then age. */
-bool dp_store_claim_queue(PGconn *c, int limit, dp_batch *out, char *err, int errlen);
+/* The head of the dispatch queue: at most per_team tickets of each team (by priority, then age),
+ * at most limit in all. */
+bool dp_store_claim_queue(PGconn *c, int limit, int per_team, dp_batch *out, char *err, int errlen);
 /* Ends assignments whose acceptance limit passed (outcome missed, history row), clears the owner
  * agent and returns the tickets' ids (locked; caller frees each and the array), -1 on error. */
 int dp_store_expire(PGconn *c, int limit, const char *who, char ***ids, char *err, int errlen);

@@ -256,22 +256,23 @@ static int redisSync(dispatcher *d, const dp_open *rows, int n, int64_t since, i
     int fixes = 0;
     for (int off = 0; off < n; off += SYNC_CHUNK) {
         int k = n - off < SYNC_CHUNK ? n - off : SYNC_CHUNK;
-        const char *argv[4 + 3 * SYNC_CHUNK];
+        const char *argv[5 + 3 * SYNC_CHUNK];
         char ws[SYNC_CHUNK][12], s1[24], s2[24];
         snprintf(s1, sizeof(s1), "%lld", (long long)since);
         snprintf(s2, sizeof(s2), "%lld", (long long)grace);
         argv[0] = DP_KEY_LOAD;
         argv[1] = DP_KEY_OPEN;
-        argv[2] = s1;
-        argv[3] = s2;
+        argv[2] = DP_KEY_GONE;
+        argv[3] = s1;
+        argv[4] = s2;
         for (int i = 0; i < k; i++) {
             snprintf(ws[i], sizeof(ws[i]), "%d", rows[off + i].weight);
-            argv[4 + 3 * i] = rows[off + i].ticket;
-            argv[5 + 3 * i] = rows[off + i].agent;
-            argv[6 + 3 * i] = ws[i];
+            argv[5 + 3 * i] = rows[off + i].ticket;
+            argv[6 + 3 * i] = rows[off + i].agent;
+            argv[7 + 3 * i] = ws[i];
         }
         char err[512];
-        redisReply *r = rd_redis_eval(d->rd, &dp_script_sync, 2, 4 + 3 * k, argv, NULL, err, sizeof(err));
+        redisReply *r = rd_redis_eval(d->rd, &dp_script_sync, 3, 5 + 3 * k, argv, NULL, err, sizeof(err));
         if (r == NULL) {
             rd_log(RD_LOG_WARN, "redis sync failed", "error", err, NULL);
             if (rd_redis_broken(d->rd))
@@ -291,9 +292,9 @@ static void redisCancel(dispatcher *d, const dp_batch *b, const dp_decision *dec
     for (int i = 0; i < b->n && d->rd; i++) {
         if (dec[i].skip || dec[i].agent[0] == '\0')
             continue;
-        const char *argv[] = {DP_KEY_LOAD, DP_KEY_OPEN, dec[i].agent, b->v[i].id};
+        const char *argv[] = {DP_KEY_LOAD, DP_KEY_OPEN, DP_KEY_GONE, dec[i].agent, b->v[i].id};
         char err[256];
-        redisReply *r = rd_redis_eval(d->rd, &dp_script_cancel, 2, 4, argv, NULL, err, sizeof(err));
+        redisReply *r = rd_redis_eval(d->rd, &dp_script_cancel, 3, 5, argv, NULL, err, sizeof(err));
         if (r == NULL && rd_redis_broken(d->rd))
             redisDrop(d, err); /* the reconciliation voids them after the grace period */
         freeReplyObject(r);
@@ -355,13 +356,14 @@ static bool decide(dispatcher *d, const dp_batch *b, dp_decision *dec)
         int k = 0;
         argv[k++] = "EVALSHA";
         argv[k++] = dp_script_assign.sha;
-        argv[k++] = "6";
+        argv[k++] = "7";
         argv[k++] = DP_KEY_LOAD;
         argv[k++] = DP_KEY_CAP;
         argv[k++] = DP_KEY_PRES;
         argv[k++] = DP_KEY_OPEN;
         argv[k++] = rr;
         argv[k++] = DP_KEY_READY;
+        argv[k++] = DP_KEY_GONE;
         argv[k++] = t->id;
         argv[k++] = ws[i];
         argv[k++] = o->teams[team].strategy == DP_ROUND_ROBIN ? "rr" : "ll";
@@ -467,7 +469,8 @@ static int dispatchBatch(dispatcher *d, source src, const char *const *ids, int 
         ok = dp_store_claim_redrive(d->db.conn, (int)d->c.batch, d->c.min_age_ms, &b, err, sizeof(err));
         break;
     case FROM_QUEUE:
-        ok = dp_store_claim_queue(d->db.conn, (int)d->c.batch, &b, err, sizeof(err));
+        ok = dp_store_claim_queue(d->db.conn, (int)d->c.batch, (int)(d->c.batch / 4 > 0 ? d->c.batch / 4 : 1), &b, err,
+                                  sizeof(err));
         break;
     default: {
         int ne = dp_store_expire(d->db.conn, (int)d->c.batch, d->svc.who, &expired, err, sizeof(err));
@@ -662,8 +665,10 @@ static void reconcile(dispatcher *d)
     free(more);
     if (f1 < 0 || f2 < 0)
         return;
-    const char *kargv[] = {DP_KEY_LOAD, DP_KEY_OPEN};
-    redisReply *r = rd_redis_eval(d->rd, &dp_script_rebuild, 2, 2, kargv, NULL, err, sizeof(err));
+    char keep[24];
+    snprintf(keep, sizeof(keep), "%lld", (long long)(4 * d->c.grace_ms));
+    const char *kargv[] = {DP_KEY_LOAD, DP_KEY_OPEN, DP_KEY_GONE, keep};
+    redisReply *r = rd_redis_eval(d->rd, &dp_script_rebuild, 3, 4, kargv, NULL, err, sizeof(err));
     int f3 = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
     freeReplyObject(r);
     r = redisCommand(d->rd, "SET " DP_KEY_READY " 1");

@@ -19,24 +19,26 @@
     "local t = redis.call('TIME')\n"                                                                                   \
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 
-/* Removes the entry of ticket tk (cur = its value) and takes its weight off its agent. */
+/* Removes the entry of ticket tk (cur = its value), takes its weight off its agent and leaves a
+ * tombstone: a PostgreSQL snapshot older than the tombstone must not bring the entry back. */
 #define LUA_DROP                                                                                                       \
-    "local function drop(kload, kopen, tk, cur)\n"                                                                     \
+    "local function drop(kload, kopen, kgone, tk, cur, now)\n"                                                         \
     "  local a, w = string.match(cur, '^([^|]*)|(%d+)|')\n"                                                            \
     "  redis.call('HDEL', kopen, tk)\n"                                                                                \
+    "  redis.call('HSET', kgone, tk, now)\n"                                                                           \
     "  if a then\n"                                                                                                    \
     "    local l = redis.call('HINCRBY', kload, a, -tonumber(w))\n"                                                    \
     "    if l <= 0 then redis.call('HDEL', kload, a) end\n"                                                            \
     "  end\n"                                                                                                          \
     "end\n"
 
-/* KEYS load cap pres open rr ready; ARGV ticket weight strategy agent... */
+/* KEYS load cap pres open rr ready gone; ARGV ticket weight strategy agent... */
 rd_redis_script dp_script_assign = {"assign",
                                     LUA_NOW LUA_DROP
                                     "if redis.call('EXISTS', KEYS[6]) == 0 then return 0 end\n"
                                     "local tk, w, strat = ARGV[1], tonumber(ARGV[2]), ARGV[3]\n"
                                     "local cur = redis.call('HGET', KEYS[4], tk)\n"
-                                    "if cur then drop(KEYS[1], KEYS[4], tk, cur) end\n"
+                                    "if cur then drop(KEYS[1], KEYS[4], KEYS[7], tk, cur, now) end\n"
                                     "local n = #ARGV - 3\n"
                                     "if n <= 0 then return false end\n"
                                     "local ids = {}\n"
@@ -64,7 +66,7 @@ rd_redis_script dp_script_assign = {"assign",
                                     "return a\n",
                                     ""};
 
-/* KEYS load open; ARGV since_ms grace_ms (ticket agent weight)... */
+/* KEYS load open gone; ARGV since_ms grace_ms (ticket agent weight)... */
 rd_redis_script dp_script_sync = {
     "sync",
     LUA_NOW LUA_DROP "local since, grace = tonumber(ARGV[1]), tonumber(ARGV[2])\n"
@@ -84,11 +86,12 @@ rd_redis_script dp_script_sync = {
                      "    end\n"
                      "  else\n"
                      "    if cur and ((cs == 'c' and cms < since) or (cs ~= 'c' and cms < since - grace)) then\n"
-                     "      drop(KEYS[1], KEYS[2], tk, cur)\n"
+                     "      drop(KEYS[1], KEYS[2], KEYS[3], tk, cur, now)\n"
                      "      removed = removed + 1\n"
                      "      cur = nil\n"
                      "    end\n"
-                     "    if not cur and a ~= '' then\n"
+                     "    local gone = tonumber(redis.call('HGET', KEYS[3], tk) or '-1')\n"
+                     "    if not cur and a ~= '' and gone < since then\n"
                      "      redis.call('HSET', KEYS[2], tk, a .. '|' .. w .. '|c|' .. now)\n"
                      "      redis.call('HINCRBY', KEYS[1], a, w)\n"
                      "      added = added + 1\n"
@@ -98,19 +101,19 @@ rd_redis_script dp_script_sync = {
                      "return {added, removed, confirmed}\n",
     ""};
 
-/* KEYS load open; ARGV agent ticket... */
-rd_redis_script dp_script_cancel = {
-    "cancel",
-    LUA_DROP "local n = 0\n"
-             "for i = 2, #ARGV do\n"
-             "  local cur = redis.call('HGET', KEYS[2], ARGV[i])\n"
-             "  if cur and string.match(cur, '^([^|]*)|') == ARGV[1] and string.match(cur, '|p|') then\n"
-             "    drop(KEYS[1], KEYS[2], ARGV[i], cur)\n"
-             "    n = n + 1\n"
-             "  end\n"
-             "end\n"
-             "return n\n",
-    ""};
+/* KEYS load open gone; ARGV agent ticket... */
+rd_redis_script dp_script_cancel = {"cancel",
+                                    LUA_NOW LUA_DROP "local n = 0\n"
+                                                     "for i = 2, #ARGV do\n"
+                                                     "  local cur = redis.call('HGET', KEYS[2], ARGV[i])\n"
+                                                     "  if cur and string.match(cur, '^([^|]*)|') == ARGV[1]"
+                                                     " and string.match(cur, '|p|') then\n"
+                                                     "    drop(KEYS[1], KEYS[2], KEYS[3], ARGV[i], cur, now)\n"
+                                                     "    n = n + 1\n"
+                                                     "  end\n"
+                                                     "end\n"
+                                                     "return n\n",
+                                    ""};
 
 /* KEYS pres; ARGV agent status ttl_ms */
 rd_redis_script dp_script_presence = {"presence",
@@ -126,32 +129,38 @@ rd_redis_script dp_script_presence = {"presence",
                                               "return 0\n",
                                       ""};
 
-/* KEYS load open */
-rd_redis_script dp_script_rebuild = {
-    "rebuild",
-    "local all = redis.call('HGETALL', KEYS[2])\n"
-    "local sums = {}\n"
-    "for i = 1, #all, 2 do\n"
-    "  local a, w = string.match(all[i + 1], '^([^|]*)|(%d+)|')\n"
-    "  if a then sums[a] = (sums[a] or 0) + tonumber(w) end\n"
-    "end\n"
-    "local loads = redis.call('HGETALL', KEYS[1])\n"
-    "local diff = 0\n"
-    "for i = 1, #loads, 2 do\n"
-    "  local a = loads[i]\n"
-    "  local want = sums[a] or 0\n"
-    "  if tonumber(loads[i + 1]) ~= want then\n"
-    "    diff = diff + 1\n"
-    "    if want == 0 then redis.call('HDEL', KEYS[1], a) else redis.call('HSET', KEYS[1], a, want) end\n"
-    "  end\n"
-    "  sums[a] = nil\n"
-    "end\n"
-    "for a, w in pairs(sums) do\n"
-    "  redis.call('HSET', KEYS[1], a, w)\n"
-    "  diff = diff + 1\n"
-    "end\n"
-    "return diff\n",
-    ""};
+/* KEYS load open gone; ARGV keep_ms (tombstones younger than this are kept) */
+rd_redis_script dp_script_rebuild = {"rebuild",
+                                     LUA_NOW
+                                     "local all = redis.call('HGETALL', KEYS[2])\n"
+                                     "local sums = {}\n"
+                                     "for i = 1, #all, 2 do\n"
+                                     "  local a, w = string.match(all[i + 1], '^([^|]*)|(%d+)|')\n"
+                                     "  if a then sums[a] = (sums[a] or 0) + tonumber(w) end\n"
+                                     "end\n"
+                                     "local loads = redis.call('HGETALL', KEYS[1])\n"
+                                     "local diff = 0\n"
+                                     "for i = 1, #loads, 2 do\n"
+                                     "  local a = loads[i]\n"
+                                     "  local want = sums[a] or 0\n"
+                                     "  if tonumber(loads[i + 1]) ~= want then\n"
+                                     "    diff = diff + 1\n"
+                                     "    if want == 0 then redis.call('HDEL', KEYS[1], a)"
+                                     " else redis.call('HSET', KEYS[1], a, want) end\n"
+                                     "  end\n"
+                                     "  sums[a] = nil\n"
+                                     "end\n"
+                                     "for a, w in pairs(sums) do\n"
+                                     "  redis.call('HSET', KEYS[1], a, w)\n"
+                                     "  diff = diff + 1\n"
+                                     "end\n"
+                                     "local gone = redis.call('HGETALL', KEYS[3])\n"
+                                     "local old = now - tonumber(ARGV[1])\n"
+                                     "for i = 1, #gone, 2 do\n"
+                                     "  if tonumber(gone[i + 1]) < old then redis.call('HDEL', KEYS[3], gone[i]) end\n"
+                                     "end\n"
+                                     "return diff\n",
+                                     ""};
 
 rd_redis_script dp_script_now = {"now", LUA_NOW "return now\n", ""};
 

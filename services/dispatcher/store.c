@@ -34,9 +34,13 @@ static const char *const SQL_CLAIM_REDRIVE =
                "   AND t.updated_at < now() - make_interval(secs => $2::double precision / 1000)"
                " ORDER BY t.updated_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED";
 
+/* The head of every team's queue, so that a team nobody can serve never starves the others. */
 static const char *const SQL_CLAIM_QUEUE =
-    CLAIM_COLS " WHERE q.ticket_id IS NOT NULL AND " NEEDS_DISPATCH
-               " ORDER BY q.priority, q.enqueued_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED";
+    CLAIM_COLS " WHERE q.ticket_id IN (SELECT h.ticket_id FROM (SELECT DISTINCT team_id FROM dispatch_queue) tm"
+               "                        CROSS JOIN LATERAL (SELECT ticket_id FROM dispatch_queue q2"
+               "                                             WHERE q2.team_id = tm.team_id"
+               "                                             ORDER BY q2.priority, q2.enqueued_at LIMIT $2) h)"
+               "   AND " NEEDS_DISPATCH " ORDER BY q.priority, q.enqueued_at LIMIT $1 FOR UPDATE OF t SKIP LOCKED";
 
 static const char *const SQL_EXPIRE =
     "WITH due AS ("
@@ -202,12 +206,13 @@ bool dp_store_claim_redrive(PGconn *c, int limit, int64_t min_age_ms, dp_batch *
     return claimRows(c, PQexecParams(c, SQL_CLAIM_REDRIVE, 2, NULL, p, NULL, NULL, 0), out, err, errlen);
 }
 
-bool dp_store_claim_queue(PGconn *c, int limit, dp_batch *out, char *err, int errlen)
+bool dp_store_claim_queue(PGconn *c, int limit, int per_team, dp_batch *out, char *err, int errlen)
 {
-    char l[16];
+    char l[16], t[16];
     snprintf(l, sizeof(l), "%d", limit);
-    const char *p[1] = {l};
-    return claimRows(c, PQexecParams(c, SQL_CLAIM_QUEUE, 1, NULL, p, NULL, NULL, 0), out, err, errlen);
+    snprintf(t, sizeof(t), "%d", per_team);
+    const char *p[2] = {l, t};
+    return claimRows(c, PQexecParams(c, SQL_CLAIM_QUEUE, 2, NULL, p, NULL, NULL, 0), out, err, errlen);
 }
 
 int dp_store_expire(PGconn *c, int limit, const char *who, char ***ids, char *err, int errlen)
