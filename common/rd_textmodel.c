@@ -60,6 +60,7 @@
 #define NS_TRI  0x165667b19e3779f9ULL
 #define NS_CJK  0x27d4eb2f165667c5ULL
 #define NS_CHAR 0x85ebca77c2b2ae63ULL
+#define NS_ATTR 0x4cf5ad432745937fULL
 
 /* ------------------------------------------------------------------------------------------------
  * Feature extraction
@@ -446,6 +447,47 @@ size_t rd_text_features(const rd_feature_opts *o, const char *text, size_t len, 
     return x.total;
 }
 
+/* The namespace of an attribute: its name hashed. */
+static uint64_t attr_ns(const char *name)
+{
+    uint64_t h = NS_ATTR;
+
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = step(h, *p);
+    return step(h, 0);
+}
+
+/* An attribute's one feature: its namespace and its value folded like text (case, full-width
+ * forms; an invalid byte reads as a separator), every run of separators one space, trimmed.
+ * "Equifax,  Inc." and "EQUIFAX, INC" are the same feature. 0 when the value is absent or blank. */
+static uint32_t attr_feature(uint64_t ns, const char *value)
+{
+    const unsigned char *p = (const unsigned char *)value;
+    size_t len = value != NULL ? strlen(value) : 0;
+    uint64_t h = ns;
+    bool any = false, space = false;
+
+    for (size_t i = 0; i < len;) {
+        uint32_t c;
+        size_t n = rd_utf8_decode(p + i, len - i, &c);
+        i += n ? n : 1;
+        c = n ? fold_cp(c) : ' ';
+        if (cp_class(c) == CP_SEP) {
+            space = any;
+            continue;
+        }
+        if (space)
+            h = step(h, ' ');
+        h = step(h, c);
+        any = true;
+        space = false;
+    }
+    if (!any)
+        return 0;
+    uint32_t v = (uint32_t)fmix64(h);
+    return v != 0 ? v : 1;
+}
+
 static bool feature_opts_valid(const rd_feature_opts *o)
 {
     return o->word_ngrams <= 3 && o->char_min <= o->char_max && o->char_max <= 6 &&
@@ -473,6 +515,10 @@ struct rd_model {
     int nlabels;
     char **labels;
     char *name, *version, *text_cols, *label_col;
+    int nattrs;
+    char *attr_names[RD_MAX_ATTRS]; /* NULL in sub-models trained for calibration */
+    char *attr_cols[RD_MAX_ATTRS];
+    uint64_t attr_ns[RD_MAX_ATTRS]; /* attr_ns(attr_names[a]) */
     int64_t trained_at;
     float temperature;
     uint32_t nfeat;
@@ -598,7 +644,8 @@ static void predict_sink(void *ctx, const uint32_t *h, size_t n)
     }
 }
 
-bool rd_model_scores(const rd_model *m, const char *text, size_t len, double *scores)
+/* The scores of text with the model's attributes' values vals[0..m->nattrs) (each may be NULL). */
+static bool model_scores(const rd_model *m, const char *text, size_t len, const char *const *vals, double *scores)
 {
     int nl = m != NULL ? m->nlabels : 0;
     float dot[nl > 0 ? nl : 1], nrm[nl > 0 ? nl : 1];
@@ -607,6 +654,11 @@ bool rd_model_scores(const rd_model *m, const char *text, size_t len, double *sc
     if (m == NULL || scores == NULL || (p.s = scratch_get(m->nfeat)) == NULL)
         return false;
     rd_text_features(&m->fo, text, text != NULL ? len : 0, predict_sink, &p);
+    for (int a = 0; vals != NULL && a < m->nattrs; a++) {
+        uint32_t h[1] = {attr_feature(m->attr_ns[a], vals[a])};
+        if (h[0] != 0)
+            predict_sink(&p, h, 1);
+    }
     memset(dot, 0, sizeof(dot));
     memset(nrm, 0, sizeof(nrm));
     for (size_t i = 0; i < p.ntouched; i++) {
@@ -624,6 +676,35 @@ bool rd_model_scores(const rd_model *m, const char *text, size_t len, double *sc
     return true;
 }
 
+bool rd_model_scores(const rd_model *m, const char *text, size_t len, double *scores)
+{
+    return model_scores(m, text, len, NULL, scores);
+}
+
+/* The values of the model's attributes, in its order, from what the caller passed by name. */
+static bool attr_values(const rd_model *m, const rd_attr *attrs, size_t nattrs, const char **vals)
+{
+    if (attrs == NULL && nattrs > 0)
+        return false;
+    for (int a = 0; a < m->nattrs; a++) {
+        vals[a] = NULL;
+        for (size_t i = 0; i < nattrs; i++)
+            if (attrs[i].name != NULL && strcmp(attrs[i].name, m->attr_names[a]) == 0) {
+                vals[a] = attrs[i].value;
+                break;
+            }
+    }
+    return true;
+}
+
+bool rd_model_scores_attrs(const rd_model *m, const char *text, size_t len, const rd_attr *attrs, size_t nattrs,
+                           double *scores)
+{
+    const char *vals[RD_MAX_ATTRS];
+
+    return m != NULL && attr_values(m, attrs, nattrs, vals) && model_scores(m, text, len, vals, scores);
+}
+
 /* Softmax probability of class best at temperature t. */
 static double softmax_at(const double *s, int n, int best, double t)
 {
@@ -636,9 +717,15 @@ static double softmax_at(const double *s, int n, int best, double t)
 
 bool rd_model_predict(const rd_model *m, const char *text, size_t len, rd_prediction *out)
 {
+    return rd_model_predict_attrs(m, text, len, NULL, 0, out);
+}
+
+bool rd_model_predict_attrs(const rd_model *m, const char *text, size_t len, const rd_attr *attrs, size_t nattrs,
+                            rd_prediction *out)
+{
     double s[m != NULL && m->nlabels > 0 ? m->nlabels : 1];
 
-    if (m == NULL || out == NULL || !rd_model_scores(m, text, len, s))
+    if (m == NULL || out == NULL || !rd_model_scores_attrs(m, text, len, attrs, nattrs, s))
         return false;
     int best = 0;
     for (int c = 1; c < m->nlabels; c++)
@@ -680,6 +767,21 @@ const char *rd_model_label_col(const rd_model *m)
     return m->label_col != NULL ? m->label_col : "";
 }
 
+int rd_model_nattrs(const rd_model *m)
+{
+    return m->nattrs;
+}
+
+const char *rd_model_attr_name(const rd_model *m, int i)
+{
+    return i >= 0 && i < m->nattrs ? m->attr_names[i] : NULL;
+}
+
+const char *rd_model_attr_col(const rd_model *m, int i)
+{
+    return i >= 0 && i < m->nattrs && m->attr_cols[i] != NULL ? m->attr_cols[i] : "";
+}
+
 const rd_feature_opts *rd_model_feature_opts(const rd_model *m)
 {
     return &m->fo;
@@ -703,6 +805,10 @@ void rd_model_destroy(rd_model **mp)
     free(m->version);
     free(m->text_cols);
     free(m->label_col);
+    for (int a = 0; a < m->nattrs; a++) {
+        free(m->attr_names[a]);
+        free(m->attr_cols[a]);
+    }
     free(m->keys);
     free(m->rows);
     free(m->bias);
@@ -963,9 +1069,11 @@ static bool corpus_prune(corpus *cp, int min_df)
     return true;
 }
 
-/* Extracts the documents idx[0..n) into cp (y indexed like idx). */
+/* Extracts the documents idx[0..n) into cp (y indexed like idx): the text's features, then one
+ * per attribute present (vals[doc * nattrs + a], namespaces ns[a]). */
 static bool corpus_build(corpus *cp, const rd_feature_opts *fo, const char *const *texts, const size_t *lens,
-                         const size_t *idx, size_t n, int min_df)
+                         const char *const *vals, int nattrs, const uint64_t *ns, const size_t *idx, size_t n,
+                         int min_df)
 {
     builder b;
     bool ok = true;
@@ -979,6 +1087,11 @@ static bool corpus_build(corpus *cp, const rd_feature_opts *fo, const char *cons
     for (size_t i = 0; ok && i < n; i++) {
         const char *t = texts[idx[i]];
         rd_text_features(fo, t, t != NULL ? lens[idx[i]] : 0, build_sink, &b);
+        for (int a = 0; vals != NULL && a < nattrs; a++) {
+            uint32_t h[1] = {attr_feature(ns[a], vals[idx[i] * (size_t)nattrs + (size_t)a])};
+            if (h[0] != 0)
+                build_sink(&b, h, 1);
+        }
         ok = !b.oom && corpus_add_row(&b);
         cp->ptr[i + 1] = cp->nnz;
     }
@@ -1166,15 +1279,19 @@ static bool train_class(rd_model *m, const corpus *cp, const rd_train_opts *o, i
 }
 
 /* The weights of a model for labels y (0..nlabels) of documents idx[0..n): no names, no
- * calibration (temperature 1). */
-static rd_model *train_core(const char *const *texts, const size_t *lens, const int *y, int nlabels, const size_t *idx,
-                            size_t n, const rd_train_opts *o)
+ * calibration (temperature 1); attribute namespaces but not their names. */
+static rd_model *train_core(const char *const *texts, const size_t *lens, const char *const *vals, const int *y,
+                            int nlabels, const size_t *idx, size_t n, const rd_train_opts *o)
 {
     corpus cp;
     rd_model *m = calloc(1, sizeof(*m));
-    bool ok = m != NULL && corpus_build(&cp, &o->features, texts, lens, idx, n, o->min_df);
 
-    if (!ok) {
+    if (m == NULL)
+        return NULL;
+    m->nattrs = o->nattrs;
+    for (int a = 0; a < o->nattrs; a++)
+        m->attr_ns[a] = attr_ns(o->attr_names[a]);
+    if (!corpus_build(&cp, &o->features, texts, lens, vals, m->nattrs, m->attr_ns, idx, n, o->min_df)) {
         free(m);
         return NULL;
     }
@@ -1193,8 +1310,8 @@ static rd_model *train_core(const char *const *texts, const size_t *lens, const 
     double *w = malloc((cp.nfeat + 2) * sizeof(*w));
     uint32_t *df_c = malloc((cp.nfeat + 1) * sizeof(*df_c));
     signed char *ys = malloc(n + 1);
-    ok = yy != NULL && m->rows != NULL && m->bias != NULL && val != NULL && s != NULL && w != NULL && df_c != NULL &&
-         ys != NULL;
+    bool ok = yy != NULL && m->rows != NULL && m->bias != NULL && val != NULL && s != NULL && w != NULL &&
+              df_c != NULL && ys != NULL;
     for (size_t i = 0; ok && i < n; i++)
         yy[i] = y[idx[i]];
     for (int c = 0; ok && c < nlabels; c++)
@@ -1265,8 +1382,8 @@ static double calib_nll(const double *sc, const int *y, size_t n, int nl, double
  * model trained without it (folds stratified by label), then the NLL, convex in t, is
  * minimised by golden-section search over log t. Training-set scores would be overconfident.
  */
-static bool calibrate(rd_model *m, const char *const *texts, const size_t *lens, const int *y, size_t n,
-                      const rd_train_opts *o)
+static bool calibrate(rd_model *m, const char *const *texts, const size_t *lens, const char *const *vals, const int *y,
+                      size_t n, const rd_train_opts *o)
 {
     int k = o->calibration_folds, nl = m->nlabels;
     int *fold = malloc(n * sizeof(*fold)), *next = calloc((size_t)nl, sizeof(*next));
@@ -1287,11 +1404,12 @@ static bool calibrate(rd_model *m, const char *const *texts, const size_t *lens,
         for (size_t i = 0; i < n; i++)
             if (fold[i] != f)
                 idx[ntr++] = i;
-        rd_model *sub = train_core(texts, lens, y, nl, idx, ntr, o);
+        rd_model *sub = train_core(texts, lens, vals, y, nl, idx, ntr, o);
         ok = sub != NULL;
         for (size_t i = 0; ok && i < n; i++)
             if (fold[i] == f)
-                ok = rd_model_scores(sub, texts[i], texts[i] != NULL ? lens[i] : 0, sc + i * (size_t)nl);
+                ok = model_scores(sub, texts[i], texts[i] != NULL ? lens[i] : 0,
+                                  vals != NULL ? vals + i * (size_t)o->nattrs : NULL, sc + i * (size_t)nl);
         rd_model_destroy(&sub);
     }
     if (ok) {
@@ -1364,6 +1482,35 @@ static bool model_set_version(rd_model *m)
     return true;
 }
 
+static bool attr_name_ok(const char *s)
+{
+    size_t n = strnlen(s, 65);
+
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Why the attribute options are wrong, or NULL. */
+static const char *attrs_invalid(const rd_train_opts *o)
+{
+    if (o->nattrs < 0 || o->nattrs > RD_MAX_ATTRS || (o->nattrs > 0 && o->attr_names == NULL))
+        return "invalid attributes (at most 8, with names)";
+    for (int a = 0; a < o->nattrs; a++) {
+        if (o->attr_names[a] == NULL || !attr_name_ok(o->attr_names[a]))
+            return "an attribute name must be 1..64 bytes of a-z, 0-9 and _";
+        for (int b = 0; b < a; b++)
+            if (strcmp(o->attr_names[a], o->attr_names[b]) == 0)
+                return "attribute names must be distinct";
+        if (o->attr_cols != NULL && o->attr_cols[a] != NULL && !text_ok(o->attr_cols[a], 1024))
+            return "column names must be printable UTF-8, at most 1024 bytes";
+    }
+    return NULL;
+}
+
 static bool train_args_ok(const char *const *texts, const size_t *lens, const char *const *labels, size_t n,
                           const rd_train_opts *o, char *err, int errlen)
 {
@@ -1384,6 +1531,8 @@ static bool train_args_ok(const char *const *texts, const size_t *lens, const ch
     for (size_t i = 0; why == NULL && i < n; i++)
         if (labels[i] == NULL || labels[i][0] == '\0' || !text_ok(labels[i], 1024))
             why = "every label must be 1..1024 bytes of printable UTF-8";
+    if (why == NULL)
+        why = attrs_invalid(o);
     if (why != NULL)
         snprintf(err, (size_t)errlen, "%s", why);
     return why == NULL;
@@ -1392,12 +1541,26 @@ static bool train_args_ok(const char *const *texts, const size_t *lens, const ch
 rd_model *rd_model_train(const char *const *texts, const size_t *lens, const char *const *labels, size_t n,
                          const rd_train_opts *opts, char *err, int errlen)
 {
+    if (opts != NULL && opts->nattrs != 0) {
+        snprintf(err, (size_t)errlen, "a model with attributes needs their values (rd_model_train_attrs)");
+        return NULL;
+    }
+    return rd_model_train_attrs(texts, lens, NULL, labels, n, opts, err, errlen);
+}
+
+rd_model *rd_model_train_attrs(const char *const *texts, const size_t *lens, const char *const *attr_values,
+                               const char *const *labels, size_t n, const rd_train_opts *opts, char *err, int errlen)
+{
     rd_model *m = NULL, *core = NULL;
     int *y = NULL;
     size_t *idx = NULL;
 
     if (!train_args_ok(texts, lens, labels, n, opts, err, errlen))
         return NULL;
+    if (opts->nattrs > 0 && attr_values == NULL) {
+        snprintf(err, (size_t)errlen, "attributes without values");
+        return NULL;
+    }
     if ((m = calloc(1, sizeof(*m))) == NULL || (y = malloc(n * sizeof(*y))) == NULL ||
         (idx = malloc(n * sizeof(*idx))) == NULL || !label_index(m, labels, n, y))
         goto oom;
@@ -1407,7 +1570,7 @@ rd_model *rd_model_train(const char *const *texts, const size_t *lens, const cha
     }
     for (size_t i = 0; i < n; i++)
         idx[i] = i;
-    if ((core = train_core(texts, lens, y, m->nlabels, idx, n, opts)) == NULL) {
+    if ((core = train_core(texts, lens, attr_values, y, m->nlabels, idx, n, opts)) == NULL) {
         snprintf(err, (size_t)errlen, "out of memory, or more than %u distinct features (raise min_df)",
                  2 * MAX_FEATURES);
         goto fail;
@@ -1424,8 +1587,15 @@ rd_model *rd_model_train(const char *const *texts, const size_t *lens, const cha
     m->mask = core->mask;
     memcpy(m->tfw, core->tfw, sizeof(m->tfw));
     rd_model_destroy(&core);
+    for (int a = 0; a < opts->nattrs; a++) {
+        m->nattrs = a + 1; /* counted first, so that destroy frees what was set */
+        m->attr_ns[a] = attr_ns(opts->attr_names[a]);
+        if (!set_str(&m->attr_names[a], opts->attr_names[a]) ||
+            !set_str(&m->attr_cols[a], opts->attr_cols != NULL ? opts->attr_cols[a] : NULL))
+            goto oom;
+    }
     if (opts->calibration_folds >= 2 && n >= (size_t)opts->calibration_folds * 2 &&
-        !calibrate(m, texts, lens, y, n, opts))
+        !calibrate(m, texts, lens, opts->nattrs > 0 ? attr_values : NULL, y, n, opts))
         goto oom;
     m->trained_at = opts->trained_at != 0 ? opts->trained_at : (int64_t)time(NULL);
     if (!set_str(&m->name, opts->name != NULL ? opts->name : "textmodel") || !set_str(&m->text_cols, opts->text_cols) ||
@@ -1446,18 +1616,23 @@ fail:
 /* ------------------------------------------------------------------------------------------------
  * The file
  *
- *   "RDTXTMDL"  u32 format (1)
+ *   "RDTXTMDL"  u32 format (1: no attributes, 2: attributes)
  *   u32 meta length, meta: str name, str version, i64 trained_at, str text_cols, str label_col
+ *          [format 2: u32 nattrs, str attr_col x nattrs]
  *   body:  u8 word_ngrams, char_min, char_max, cjk_min, cjk_max, flags (1 drop_redactions,
- *          2 fold_digits, 4 sublinear_tf); u32 nlabels, str label x nlabels; f32 temperature;
+ *          2 fold_digits, 4 sublinear_tf); u32 nlabels, str label x nlabels;
+ *          [format 2: u32 nattrs (1..8), str attr_name x nattrs]; f32 temperature;
  *          u32 nfeat; f32 bias x nlabels; u32 key x nfeat (ascending, non-zero);
  *          f32 row x nfeat x 2 nlabels (A then Q, Q >= 0)
  *   32 bytes BLAKE2b-256 of everything above
- * Integers and floats little-endian; str is u32 length + UTF-8 bytes.
+ * Integers and floats little-endian; str is u32 length + UTF-8 bytes. A model without attributes
+ * is written as format 1, byte for byte what earlier builds wrote (and read), with the same
+ * version string; only a model with attributes needs a reader of format 2.
  * --------------------------------------------------------------------------------------------- */
 
 #define MAGIC        "RDTXTMDL"
-#define FORMAT       1u
+#define FORMAT       1u /* without attributes */
+#define FORMAT_ATTRS 2u /* with */
 #define CHECKSUM_LEN 32
 #define MAX_FILE     ((size_t)1 << 31)
 
@@ -1522,6 +1697,11 @@ static void write_body(wbuf *b, const rd_model *m)
     put_u32(b, (uint32_t)m->nlabels);
     for (int i = 0; i < m->nlabels; i++)
         put_str(b, m->labels[i]);
+    if (m->nattrs > 0) {
+        put_u32(b, (uint32_t)m->nattrs);
+        for (int a = 0; a < m->nattrs; a++)
+            put_str(b, m->attr_names[a]);
+    }
     put_f32(b, m->temperature);
     put_u32(b, m->nfeat);
     for (int i = 0; i < m->nlabels; i++)
@@ -1556,8 +1736,13 @@ void *rd_model_serialize(const rd_model *m, size_t *len)
     put_u64(&meta, (uint64_t)m->trained_at);
     put_str(&meta, m->text_cols);
     put_str(&meta, m->label_col);
+    if (m->nattrs > 0) {
+        put_u32(&meta, (uint32_t)m->nattrs);
+        for (int a = 0; a < m->nattrs; a++)
+            put_str(&meta, m->attr_cols[a]);
+    }
     put(&b, MAGIC, 8);
-    put_u32(&b, FORMAT);
+    put_u32(&b, m->nattrs > 0 ? FORMAT_ATTRS : FORMAT);
     put_u32(&b, (uint32_t)meta.len);
     put(&b, meta.p, meta.len);
     write_body(&b, m);
@@ -1684,7 +1869,7 @@ static char *get_str(rbuf *r, size_t max, bool allow_empty)
     return s;
 }
 
-static void read_meta(rbuf *r, rd_model *m)
+static void read_meta(rbuf *r, rd_model *m, uint32_t format)
 {
     uint32_t len = get_u32(r);
 
@@ -1699,6 +1884,15 @@ static void read_meta(rbuf *r, rd_model *m)
     m->trained_at = (int64_t)((uint64_t)hi << 32 | lo);
     m->text_cols = get_str(r, 1024, true);
     m->label_col = get_str(r, 1024, true);
+    if (format == FORMAT_ATTRS) {
+        uint32_t n = get_u32(r);
+        if (r->why == NULL && (n < 1 || n > RD_MAX_ATTRS))
+            r->why = "the attribute count is out of range";
+        for (uint32_t a = 0; r->why == NULL && a < n; a++) {
+            m->nattrs = (int)a + 1;
+            m->attr_cols[a] = get_str(r, 1024, true);
+        }
+    }
     if (r->why == NULL && r->pos != end)
         r->why = "the metadata section has the wrong length";
 }
@@ -1758,6 +1952,23 @@ static void read_weights(rbuf *r, rd_model *m)
     }
 }
 
+/* The attribute names (format 2): as many as the metadata listed columns for. */
+static void read_attrs(rbuf *r, rd_model *m)
+{
+    if (get_u32(r) != (uint32_t)m->nattrs && r->why == NULL)
+        r->why = "the attribute counts disagree";
+    for (int a = 0; r->why == NULL && a < m->nattrs; a++) {
+        m->attr_names[a] = get_str(r, 64, false);
+        if (r->why == NULL && !attr_name_ok(m->attr_names[a]))
+            r->why = "an attribute name is invalid";
+        for (int b = 0; r->why == NULL && b < a; b++)
+            if (strcmp(m->attr_names[a], m->attr_names[b]) == 0)
+                r->why = "attribute names are not distinct";
+        if (r->why == NULL)
+            m->attr_ns[a] = attr_ns(m->attr_names[a]);
+    }
+}
+
 static void read_body(rbuf *r, rd_model *m)
 {
     uint8_t fo[6];
@@ -1777,6 +1988,8 @@ static void read_body(rbuf *r, rd_model *m)
         return;
     }
     read_labels(r, m);
+    if (m->nattrs > 0)
+        read_attrs(r, m);
     read_weights(r, m);
 }
 
@@ -1797,8 +2010,9 @@ rd_model *rd_model_load_mem(const void *buf, size_t len, char *err, int errlen)
         return NULL;
     }
     uint32_t format = get_u32(&r);
-    if (format != FORMAT) {
-        snprintf(err, (size_t)errlen, "unsupported model format %u (this build reads %u)", format, FORMAT);
+    if (format != FORMAT && format != FORMAT_ATTRS) {
+        snprintf(err, (size_t)errlen, "unsupported model format %u (this build reads %u and %u)", format, FORMAT,
+                 FORMAT_ATTRS);
         return NULL;
     }
     crypto_generichash(sum, sizeof(sum), buf, len - CHECKSUM_LEN, NULL, 0);
@@ -1811,7 +2025,7 @@ rd_model *rd_model_load_mem(const void *buf, size_t len, char *err, int errlen)
         return NULL;
     }
     r.len = len - CHECKSUM_LEN;
-    read_meta(&r, m);
+    read_meta(&r, m, format);
     read_body(&r, m);
     if (r.why == NULL && !model_index(m))
         r.why = "out of memory";

@@ -22,6 +22,13 @@
  * multiply-adds per distinct feature. Confidence is a softmax of the scores with a temperature
  * fitted on out-of-fold scores of the training set.
  *
+ * Attributes: besides its text, a document may carry a few named whole values -- the
+ * organisation complained about, the channel -- that the text need not mention. A model trained
+ * with attributes (rd_train_opts.attr_names) adds one feature per attribute, the hash of its name
+ * and its folded, space-normalised value, weighted like any other feature. At prediction the
+ * caller passes whatever attributes it has by name (rd_model_predict_attrs); the model reads the
+ * ones it was trained with and ignores the rest, and an absent one contributes nothing.
+ *
  * Thread safety: a model is immutable once trained or loaded; any number of threads may predict
  * with it concurrently. Prediction allocates nothing after a thread's first call (a per-thread
  * scratch sized by the largest model it has used). Training is deterministic: the same data and
@@ -58,21 +65,32 @@ size_t rd_text_features(const rd_feature_opts *o, const char *text, size_t len, 
 
 typedef struct {
     rd_feature_opts features;
-    double c;              /* SVM cost (inverse regularisation), > 0 */
-    bool sublinear_tf;     /* 1 + ln(tf) instead of tf */
-    bool idf;              /* smoothed inverse document frequency, as scikit-learn's */
-    bool nb;               /* scale features by the per-class NB log-count ratio (NBSVM) */
-    bool balanced;         /* weight each class's positives by n / (nlabels * n_class) */
-    int min_df;            /* drop features seen in fewer training documents (>= 1) */
-    int calibration_folds; /* folds for fitting the confidence temperature; 0: temperature 1 */
-    int max_iter;          /* coordinate-descent passes per class */
-    double eps;            /* stopping tolerance on the projected gradient */
-    uint64_t seed;         /* order of coordinate descent and calibration folds */
-    const char *name;      /* model name in the version string; NULL: "textmodel" */
-    int64_t trained_at;    /* Unix seconds recorded in the model; 0: now */
-    const char *text_cols; /* informational, kept in the model: where the text came from */
-    const char *label_col; /*   and the label (redress-train stores its column names) */
+    double c;                      /* SVM cost (inverse regularisation), > 0 */
+    bool sublinear_tf;             /* 1 + ln(tf) instead of tf */
+    bool idf;                      /* smoothed inverse document frequency, as scikit-learn's */
+    bool nb;                       /* scale features by the per-class NB log-count ratio (NBSVM) */
+    bool balanced;                 /* weight each class's positives by n / (nlabels * n_class) */
+    int min_df;                    /* drop features seen in fewer training documents (>= 1) */
+    int calibration_folds;         /* folds for fitting the confidence temperature; 0: temperature 1 */
+    int max_iter;                  /* coordinate-descent passes per class */
+    double eps;                    /* stopping tolerance on the projected gradient */
+    uint64_t seed;                 /* order of coordinate descent and calibration folds */
+    const char *name;              /* model name in the version string; NULL: "textmodel" */
+    int64_t trained_at;            /* Unix seconds recorded in the model; 0: now */
+    const char *text_cols;         /* informational, kept in the model: where the text came from */
+    const char *label_col;         /*   and the label (redress-train stores its column names) */
+    int nattrs;                    /* attributes, 0..RD_MAX_ATTRS (rd_model_train_attrs) */
+    const char *const *attr_names; /* nattrs distinct names, 1..64 bytes of [a-z0-9_] */
+    const char *const *attr_cols;  /* informational, like text_cols; NULL: none recorded */
 } rd_train_opts;
+
+#define RD_MAX_ATTRS 8
+
+/* A named whole value beside the text: {"organisation", "EQUIFAX, INC."}. NULL or blank: absent. */
+typedef struct {
+    const char *name;
+    const char *value;
+} rd_attr;
 
 void rd_train_opts_default(rd_train_opts *o);
 
@@ -91,10 +109,24 @@ typedef struct {
 rd_model *rd_model_train(const char *const *texts, const size_t *lens, const char *const *labels, size_t n,
                          const rd_train_opts *opts, char *err, int errlen);
 
+/*
+ * The same with attributes: attr_values[i * opts->nattrs + a] is document i's value of
+ * opts->attr_names[a] (NULL or blank when it has none). rd_model_train() is this with no
+ * attributes (opts->nattrs must then be 0).
+ */
+rd_model *rd_model_train_attrs(const char *const *texts, const size_t *lens, const char *const *attr_values,
+                               const char *const *labels, size_t n, const rd_train_opts *opts, char *err, int errlen);
+
 /* False only when out of memory or given NULLs. Empty or unknown text predicts from the biases. */
 bool rd_model_predict(const rd_model *m, const char *text, size_t len, rd_prediction *out);
 /* The decision value of every class: scores[0..rd_model_nlabels()). */
 bool rd_model_scores(const rd_model *m, const char *text, size_t len, double *scores);
+/* The same with attributes (attrs may be NULL when nattrs is 0; the first of a name counts).
+ * Without attributes a model trained with them predicts from the text alone. */
+bool rd_model_predict_attrs(const rd_model *m, const char *text, size_t len, const rd_attr *attrs, size_t nattrs,
+                            rd_prediction *out);
+bool rd_model_scores_attrs(const rd_model *m, const char *text, size_t len, const rd_attr *attrs, size_t nattrs,
+                           double *scores);
 
 int rd_model_nlabels(const rd_model *m);
 const char *rd_model_label(const rd_model *m, int i); /* NULL when out of range */
@@ -103,6 +135,9 @@ const char *rd_model_version(const rd_model *m);
 const char *rd_model_name(const rd_model *m);
 const char *rd_model_text_cols(const rd_model *m); /* "" when not recorded */
 const char *rd_model_label_col(const rd_model *m);
+int rd_model_nattrs(const rd_model *m);                   /* attributes the model reads, 0.. */
+const char *rd_model_attr_name(const rd_model *m, int i); /* NULL when out of range */
+const char *rd_model_attr_col(const rd_model *m, int i);  /* its recorded column, "" when none */
 const rd_feature_opts *rd_model_feature_opts(const rd_model *m);
 size_t rd_model_nfeatures(const rd_model *m); /* distinct hashed features with weights */
 

@@ -58,14 +58,28 @@ static char *modelText(const cl_ticket *t, size_t *len)
     return txt;
 }
 
+/* The attributes a model may have been trained with (redress-train --attr-col NAME=COLUMN): the
+ * ticket's fields under the names of the rule fields. A model reads the ones it knows. */
+static size_t modelAttrs(const cl_ticket *t, rd_attr *a)
+{
+    a[0] = (rd_attr){"organisation", t->organisation};
+    a[1] = (rd_attr){"product", t->product};
+    a[2] = (rd_attr){"channel", t->channel};
+    a[3] = (rd_attr){"region", t->region};
+    a[4] = (rd_attr){"language", t->language};
+    return 5;
+}
+
 static bool modelPredict(const rd_model *m, const cl_ticket *t, const char **label, double *conf)
 {
     if (m == NULL)
         return false;
     size_t len;
     char *txt = modelText(t, &len);
+    rd_attr attrs[5];
+    size_t nattrs = modelAttrs(t, attrs);
     rd_prediction p;
-    bool ok = rd_model_predict(m, txt, len, &p) && p.label >= 0;
+    bool ok = rd_model_predict_attrs(m, txt, len, attrs, nattrs, &p) && p.label >= 0;
     free(txt);
     if (ok) {
         *label = rd_model_label(m, p.label);

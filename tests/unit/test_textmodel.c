@@ -379,9 +379,14 @@ static void test_corrupt(void **state)
     }
     /* Edits with a valid checksum meet the parser's own checks. */
     memcpy(copy, buf, len);
+    copy[8] = 3;
+    reseal(copy, len);
+    expect_reject(copy, len, "unsupported model format 3");
+    /* A model without attributes read as format 2 lacks the attribute sections. */
+    memcpy(copy, buf, len);
     copy[8] = 2;
     reseal(copy, len);
-    expect_reject(copy, len, "unsupported model format 2");
+    expect_reject(copy, len, "invalid model");
     memcpy(copy, buf, len);
     copy[12] ^= 0x01; /* the metadata length */
     reseal(copy, len);
@@ -426,6 +431,174 @@ static void test_deterministic(void **state)
     rd_model *c = train(&o);
     assert_string_not_equal(rd_model_version(a), rd_model_version(c));
     rd_model_destroy(&c);
+    rd_model_destroy(&a);
+    rd_model_destroy(&b);
+    free_docs();
+}
+
+/* ------------------------------------------------------------------------------------------------
+ * Attributes
+ * --------------------------------------------------------------------------------------------- */
+
+/* Documents whose text says nothing (filler only); the organisation alone tells the class. */
+#define NATTR_DOCS 60
+static const char *const orgs[3] = {"Power Grid Co.", "Water Board", "City Gas"};
+static const char *attr_vals[NATTR_DOCS * 2];
+static const char *attr_texts[NATTR_DOCS];
+static size_t attr_lens[NATTR_DOCS];
+static const char *attr_labels[NATTR_DOCS];
+static const char *const attr_names2[2] = {"organisation", "channel"};
+static const char *const attr_cols2[2] = {"Company", "Submitted via"};
+
+static rd_model *train_with_attrs(void)
+{
+    rd_train_opts o = fixed_opts();
+    char err[256] = "";
+
+    for (int i = 0; i < NATTR_DOCS; i++) {
+        attr_texts[i] = filler[i % 8];
+        attr_lens[i] = strlen(attr_texts[i]);
+        attr_labels[i] = kind_names[i % 3];
+        attr_vals[2 * i] = i % 10 == 9 ? NULL : orgs[i % 3]; /* some missing */
+        attr_vals[2 * i + 1] = i % 2 ? "web" : "phone";      /* says nothing */
+    }
+    o.nattrs = 2;
+    o.attr_names = attr_names2;
+    o.attr_cols = attr_cols2;
+    o.text_cols = "text";
+    o.label_col = "kind";
+    rd_model *m = rd_model_train_attrs(attr_texts, attr_lens, attr_vals, attr_labels, NATTR_DOCS, &o, err, sizeof(err));
+    if (m == NULL)
+        fail_msg("training with attributes failed: %s", err);
+    return m;
+}
+
+static int predict_org(const rd_model *m, const char *org)
+{
+    rd_attr a[3] = {{"region", "north"}, {"organisation", org}, {"organisation", "Water Board"}};
+    rd_prediction p;
+
+    assert_true(rd_model_predict_attrs(m, "the my", 6, a, 3, &p)); /* the first "organisation" counts */
+    return p.label;
+}
+
+static void test_attrs(void **state)
+{
+    rd_model *m = train_with_attrs();
+
+    (void)state;
+    assert_int_equal(rd_model_nattrs(m), 2);
+    assert_string_equal(rd_model_attr_name(m, 0), "organisation");
+    assert_string_equal(rd_model_attr_col(m, 1), "Submitted via");
+    assert_null(rd_model_attr_name(m, 2));
+    /* The organisation decides; its value is folded (case, spacing, punctuation). */
+    assert_int_equal(predict_org(m, "Power Grid Co."), 0);
+    assert_int_equal(predict_org(m, "  POWER   grid co "), 0);
+    assert_int_equal(predict_org(m, "Water Board"), 1);
+    assert_int_equal(predict_org(m, "city-gas"), 2);
+    /* Without attributes, or with unknown ones, it still answers. */
+    rd_prediction p;
+    assert_true(rd_model_predict(m, "the my", 6, &p));
+    assert_true(rd_model_predict_attrs(m, "the my", 6, NULL, 0, &p));
+    assert_false(rd_model_predict_attrs(m, "the my", 6, NULL, 1, &p));
+    rd_attr blank = {"organisation", " \t"}, none = {"organisation", NULL};
+    double s1[3], s2[3], s3[3];
+    assert_true(rd_model_scores(m, "the my", 6, s1));
+    assert_true(rd_model_scores_attrs(m, "the my", 6, &blank, 1, s2));
+    assert_true(rd_model_scores_attrs(m, "the my", 6, &none, 1, s3));
+    assert_memory_equal(s1, s2, sizeof(s1));
+    assert_memory_equal(s1, s3, sizeof(s1));
+    rd_model_destroy(&m);
+}
+
+static void test_attrs_save_load(void **state)
+{
+    rd_model *m = train_with_attrs(), *l;
+    size_t la, lb;
+    uint8_t *a = rd_model_serialize(m, &la);
+    char err[256];
+
+    (void)state;
+    assert_non_null(a);
+    assert_int_equal(a[8], 2); /* format 2: a reader that knows attributes */
+    l = rd_model_load_mem(a, la, err, sizeof(err));
+    if (l == NULL)
+        fail_msg("load: %s", err);
+    assert_string_equal(rd_model_version(l), rd_model_version(m));
+    assert_int_equal(rd_model_nattrs(l), 2);
+    assert_string_equal(rd_model_attr_name(l, 1), "channel");
+    assert_string_equal(rd_model_attr_col(l, 0), "Company");
+    const char *const orgs_probe[] = {"Power Grid Co.", "water board", "CITY GAS", "", "Unknown Ltd"};
+    for (size_t i = 0; i < 5; i++) {
+        rd_attr at[2] = {{"channel", "web"}, {"organisation", orgs_probe[i]}};
+        double sa[3], sb[3];
+        rd_prediction pa, pb;
+        assert_true(rd_model_scores_attrs(m, "today please", 12, at, 2, sa));
+        assert_true(rd_model_scores_attrs(l, "today please", 12, at, 2, sb));
+        assert_memory_equal(sa, sb, sizeof(sa));
+        assert_true(rd_model_predict_attrs(m, "today please", 12, at, 2, &pa));
+        assert_true(rd_model_predict_attrs(l, "today please", 12, at, 2, &pb));
+        assert_int_equal(pa.label, pb.label);
+        assert_memory_equal(&pa.confidence, &pb.confidence, sizeof(double));
+    }
+    uint8_t *b = rd_model_serialize(l, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(a, b, la);
+    free(b);
+    /* Corrupt or truncated attribute sections are refused. */
+    for (size_t cut = 44; cut < la; cut += 7)
+        expect_reject(a, cut, "checksum");
+    uint8_t *copy = malloc(la);
+    assert_non_null(copy);
+    memcpy(copy, a, la);
+    copy[8] = 1; /* read as format 1, the attribute sections are in the way */
+    reseal(copy, la);
+    expect_reject(copy, la, "invalid model");
+    free(copy);
+    free(a);
+    rd_model_destroy(&l);
+    rd_model_destroy(&m);
+}
+
+static void test_attrs_errors(void **state)
+{
+    rd_train_opts o = fixed_opts();
+    const char *t[2] = {"a", "b"}, *lab[2] = {"x", "y"}, *vals[4] = {"p", "q", "r", "s"};
+    const char *bad_name[2] = {"Organisation", "channel"}, *dup[2] = {"org", "org"}, *ok[2] = {"org", "channel"};
+    size_t l[2] = {1, 1};
+    char err[256];
+
+    (void)state;
+    o.nattrs = 2;
+    o.attr_names = ok;
+    assert_null(rd_model_train(t, l, lab, 2, &o, err, sizeof(err)));
+    assert_non_null(strstr(err, "rd_model_train_attrs"));
+    assert_null(rd_model_train_attrs(t, l, NULL, lab, 2, &o, err, sizeof(err)));
+    assert_non_null(strstr(err, "without values"));
+    o.attr_names = bad_name;
+    assert_null(rd_model_train_attrs(t, l, vals, lab, 2, &o, err, sizeof(err)));
+    assert_non_null(strstr(err, "attribute name"));
+    o.attr_names = dup;
+    assert_null(rd_model_train_attrs(t, l, vals, lab, 2, &o, err, sizeof(err)));
+    assert_non_null(strstr(err, "distinct"));
+    o.attr_names = ok;
+    o.nattrs = RD_MAX_ATTRS + 1;
+    assert_null(rd_model_train_attrs(t, l, vals, lab, 2, &o, err, sizeof(err)));
+    assert_non_null(strstr(err, "attributes"));
+    /* No attributes: the same model, the same bytes (format 1) as rd_model_train. */
+    o = fixed_opts();
+    make_docs();
+    rd_model *a = train(&o);
+    rd_model *b = rd_model_train_attrs((const char *const *)docs, lens, NULL, labels, NDOCS, &o, err, sizeof(err));
+    assert_non_null(b);
+    size_t la, lb;
+    uint8_t *sa = rd_model_serialize(a, &la), *sb = rd_model_serialize(b, &lb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(sa, sb, la);
+    assert_int_equal(sa[8], 1);
+    assert_int_equal(rd_model_nattrs(a), 0);
+    free(sa);
+    free(sb);
     rd_model_destroy(&a);
     rd_model_destroy(&b);
     free_docs();
@@ -519,6 +692,8 @@ int main(void)
         cmocka_unit_test(test_train_errors),   cmocka_unit_test(test_save_load),
         cmocka_unit_test(test_corrupt),        cmocka_unit_test(test_deterministic),
         cmocka_unit_test(test_five_megabytes), cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_attrs),          cmocka_unit_test(test_attrs_save_load),
+        cmocka_unit_test(test_attrs_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
