@@ -410,7 +410,9 @@ int main(int argc, char **argv)
         int rc = zmq_poll(items, cl.db.conn ? 2 : 1, timeout);
         if (rc < 0 && zmq_errno() != EINTR)
             break;
-        if (cl.db.conn && (items[1].revents & ZMQ_POLLIN))
+        /* every round, not only when the socket is readable: libpq also takes notifications in
+         * while it reads the results of our own queries, and then the socket shows nothing */
+        if (cl.db.conn)
             pgNotifications(&cl);
         if (items[0].revents & ZMQ_POLLIN) {
             drainPull(&cl);

@@ -346,6 +346,17 @@ static bool decide(dispatcher *d, const dp_batch *b, dp_decision *dec)
         x->accept_s = dp_accept_limit(o, t);
         snprintf(x->why, sizeof(x->why), "%s", why);
         int nc = dp_candidates(o, team, t, cand, MAX_CANDIDATES);
+        if (nc == 0 && t->excluded && t->excluded[0]) {
+            /* everyone who could take it has missed accepting it once: offer it to them again
+             * rather than leave it queued for ever */
+            dp_ticket again = *t;
+            again.excluded = NULL;
+            nc = dp_candidates(o, team, &again, cand, MAX_CANDIDATES);
+            if (nc > 0) {
+                size_t l = strlen(x->why);
+                snprintf(x->why + l, sizeof(x->why) - l, "; every skilled agent has missed it, offered again");
+            }
+        }
         if (nc == 0) {
             snprintf(x->why, sizeof(x->why), "%s; no active agent in team %s has the skills", why, x->team);
             continue;
@@ -870,7 +881,9 @@ int main(int argc, char **argv)
         int prc = zmq_poll(items, d.db.conn ? 3 : 2, timeout);
         if (prc < 0 && zmq_errno() != EINTR)
             break;
-        if (d.db.conn && (items[2].revents & ZMQ_POLLIN))
+        /* every round, not only when the socket is readable: libpq also takes notifications in
+         * while it reads the results of our own queries, and then the socket shows nothing */
+        if (d.db.conn)
             pgNotifications(&d);
         if (items[1].revents & ZMQ_POLLIN)
             drainSub(&d);
