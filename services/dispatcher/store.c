@@ -18,7 +18,7 @@
     "SELECT t.id, COALESCE(t.business_type, ''), COALESCE(t.category, ''), COALESCE(t.severity, 'general'),"           \
     "       t.channel, t.region, t.language, t.state, COALESCE(t.owner_agent, ''), COALESCE(t.route_to_unit, ''),"     \
     "       COALESCE(t.priority, 4),"                                                                                  \
-    "       COALESCE(floor(extract(epoch FROM now() - q.enqueued_at))::bigint, 0),"                                           \
+    "       COALESCE(floor(extract(epoch FROM now() - q.enqueued_at))::bigint, 0),"                                    \
     "       (SELECT COALESCE(array_to_json(array_agg(DISTINCT m.agent_id)), '[]') FROM ticket_assignments m"           \
     "         WHERE m.ticket_id = t.id AND m.outcome = 'missed'),"                                                     \
     "       q.ticket_id IS NOT NULL"                                                                                   \
