@@ -1353,7 +1353,10 @@ static const show_col ticket_cols[] = {
     {"priority", "t.priority", 'i'},
     {"first_owner_unit", "t.first_owner_unit", 's'},
     {"owner_unit", "t.owner_unit", 's'},
+    {"owner_team", "t.owner_team", 's'},
     {"owner_agent", "t.owner_agent", 's'},
+    {"accountable_unit", "t.accountable_unit", 's'},
+    {"missed_accepts", "t.missed_accepts", 'i'},
     {"vip", "t.vip", 'b'},
     {"region", "t.region", 's'},
     {"language", "t.language", 's'},
@@ -1391,6 +1394,39 @@ static const show_col attachment_cols[] = {
     {"sha256", "encode(a.sha256, 'hex')", 's'},
     {"size", "a.size_bytes", 'i'},
     {"media_type", "a.media_type", 's'},
+};
+
+static const show_col classification_cols[] = {
+    {"business_type_source", "k.business_type_source", 's'},
+    {"business_type_confidence", "round(k.business_type_confidence::numeric, 3)", 's'},
+    {"category_source", "k.category_source", 's'},
+    {"category_confidence", "round(k.category_confidence::numeric, 3)", 's'},
+    {"severity_reasons", "array_to_string(k.severity_reasons, ', ')", 's'},
+    {"priority_source", "k.priority_source", 's'},
+    {"repeat_of", "k.repeat_of", 's'},
+    {"duplicate_of", "k.duplicate_of", 's'},
+    {"rules_version", "k.rules_version", 's'},
+    {"classified_at", TS("k.classified_at"), 's'},
+};
+
+static const show_col assignment_cols[] = {
+    {"kind", "a.kind", 's'},
+    {"agent", "a.agent_id", 's'},
+    {"team", "a.team_id", 's'},
+    {"unit", "a.department_id", 's'},
+    {"weight", "a.weight", 'i'},
+    {"assigned_at", TS("a.assigned_at"), 's'},
+    {"accept_due_at", TS("a.accept_due_at"), 's'},
+    {"accepted_at", TS("a.accepted_at"), 's'},
+    {"ended_at", TS("a.ended_at"), 's'},
+    {"outcome", "a.outcome", 's'},
+};
+
+static const show_col queue_cols[] = {
+    {"team", "q.team_id", 's'},
+    {"enqueued_at", TS("q.enqueued_at"), 's'},
+    {"attempts", "q.attempts", 'i'},
+    {"reason", "q.reason", 's'},
 };
 
 static const show_col history_cols[] = {
@@ -1530,9 +1566,36 @@ static void print_history(const PGresult *h)
     }
 }
 
-static int ticket_show_text(const PGresult *t, const PGresult *cust, const PGresult *att, const PGresult *h)
+typedef struct {
+    PGresult *t, *cust, *att, *h, *cls, *asg, *q;
+} ticket_rows;
+
+static int ticket_show_text(const ticket_rows *x)
 {
+    const PGresult *t = x->t, *cust = x->cust, *att = x->att, *h = x->h;
     print_fields(t, 0, ticket_cols, 0, NCOLS(ticket_cols), "");
+    if (PQntuples(x->cls) == 1) {
+        printf("\nclassification\n");
+        print_fields(x->cls, 0, classification_cols, 0, NCOLS(classification_cols), "  ");
+    }
+    if (PQntuples(x->q) == 1) {
+        printf("\nwaiting in the dispatch queue\n");
+        print_fields(x->q, 0, queue_cols, 0, NCOLS(queue_cols), "  ");
+    }
+    if (PQntuples(x->asg) > 0) {
+        printf("\nassignments (%d)\n", PQntuples(x->asg));
+        for (int r = 0; r < PQntuples(x->asg); r++) {
+            printf("  %s -> %s (team %s, unit %s) at %s", PQgetvalue(x->asg, r, 0), PQgetvalue(x->asg, r, 1),
+                   PQgetvalue(x->asg, r, 2), PQgetvalue(x->asg, r, 3), PQgetvalue(x->asg, r, 5));
+            if (!PQgetisnull(x->asg, r, 7))
+                printf(", accepted %s", PQgetvalue(x->asg, r, 7));
+            else if (PQgetisnull(x->asg, r, 8))
+                printf(", accept by %s", PQgetvalue(x->asg, r, 6));
+            if (!PQgetisnull(x->asg, r, 8))
+                printf(", ended %s (%s)", PQgetvalue(x->asg, r, 8), PQgetvalue(x->asg, r, 9));
+            putchar('\n');
+        }
+    }
     if (cust != NULL && PQntuples(cust) == 1) {
         printf("\ncustomer\n");
         print_fields(cust, 0, customer_cols, 0, NCOLS(customer_cols), "  ");
@@ -1548,9 +1611,16 @@ static int ticket_show_text(const PGresult *t, const PGresult *cust, const PGres
     return EXIT_ACK;
 }
 
-static int ticket_show_json(const PGresult *t, const PGresult *cust, const PGresult *att, const PGresult *h)
+static int ticket_show_json(const ticket_rows *x)
 {
+    const PGresult *t = x->t, *cust = x->cust, *att = x->att, *h = x->h;
     json_t *o = row_json(t, 0, ticket_cols, NCOLS(ticket_cols));
+    json_object_set_new(o, "classification",
+                        PQntuples(x->cls) == 1 ? row_json(x->cls, 0, classification_cols, NCOLS(classification_cols))
+                                               : json_null());
+    json_object_set_new(o, "queued",
+                        PQntuples(x->q) == 1 ? row_json(x->q, 0, queue_cols, NCOLS(queue_cols)) : json_null());
+    json_object_set_new(o, "assignments", rows_json(x->asg, assignment_cols, NCOLS(assignment_cols)));
 
     if (cust != NULL)
         json_object_set_new(
@@ -1565,30 +1635,39 @@ static int ticket_show_json(const PGresult *t, const PGresult *cust, const PGres
 
 static int ticket_show(const globals *g, const char *id, bool as_json, bool with_customer)
 {
-    PGresult *t = NULL, *cust = NULL, *att = NULL, *h = NULL;
+    ticket_rows x = {0};
     int rc = EXIT_NACK;
     PGconn *conn = db_connect(g);
 
     if (conn == NULL)
         return EXIT_UNREACHABLE;
-    t = db_select(conn, ticket_cols, NCOLS(ticket_cols), "FROM tickets t WHERE t.id = $1::uuid", id);
-    if (t != NULL && PQntuples(t) == 0)
+    x.t = db_select(conn, ticket_cols, NCOLS(ticket_cols), "FROM tickets t WHERE t.id = $1::uuid", id);
+    if (x.t != NULL && PQntuples(x.t) == 0)
         fprintf(stderr, "error: ticket %s not found\n", id);
-    if (t != NULL && PQntuples(t) == 1) {
+    if (x.t != NULL && PQntuples(x.t) == 1) {
         if (with_customer)
-            cust = db_select(conn, customer_cols, NCOLS(customer_cols),
-                             "FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.id = $1::uuid", id);
-        att = db_select(conn, attachment_cols, NCOLS(attachment_cols),
-                        "FROM ticket_attachments a WHERE a.ticket_id = $1::uuid ORDER BY a.ord", id);
-        h = db_select(conn, history_cols, NCOLS(history_cols),
-                      "FROM ticket_history h WHERE h.ticket_id = $1::uuid ORDER BY h.seq", id);
-        if (att != NULL && h != NULL && (cust != NULL || !with_customer))
-            rc = as_json ? ticket_show_json(t, cust, att, h) : ticket_show_text(t, cust, att, h);
+            x.cust = db_select(conn, customer_cols, NCOLS(customer_cols),
+                               "FROM tickets t JOIN customers c ON c.id = t.customer_id WHERE t.id = $1::uuid", id);
+        x.att = db_select(conn, attachment_cols, NCOLS(attachment_cols),
+                          "FROM ticket_attachments a WHERE a.ticket_id = $1::uuid ORDER BY a.ord", id);
+        x.h = db_select(conn, history_cols, NCOLS(history_cols),
+                        "FROM ticket_history h WHERE h.ticket_id = $1::uuid ORDER BY h.seq", id);
+        x.cls = db_select(conn, classification_cols, NCOLS(classification_cols),
+                          "FROM ticket_classifications k WHERE k.ticket_id = $1::uuid", id);
+        x.asg = db_select(conn, assignment_cols, NCOLS(assignment_cols),
+                          "FROM ticket_assignments a WHERE a.ticket_id = $1::uuid ORDER BY a.id", id);
+        x.q = db_select(conn, queue_cols, NCOLS(queue_cols), "FROM dispatch_queue q WHERE q.ticket_id = $1::uuid", id);
+        if (x.att != NULL && x.h != NULL && x.cls != NULL && x.asg != NULL && x.q != NULL &&
+            (x.cust != NULL || !with_customer))
+            rc = as_json ? ticket_show_json(&x) : ticket_show_text(&x);
     }
-    PQclear(t);
-    PQclear(cust);
-    PQclear(att);
-    PQclear(h);
+    PQclear(x.t);
+    PQclear(x.cust);
+    PQclear(x.att);
+    PQclear(x.h);
+    PQclear(x.cls);
+    PQclear(x.asg);
+    PQclear(x.q);
     PQfinish(conn);
     return rc;
 }
