@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# tests/valgrind/services.sh BUILD_DIR: intake, classifier and dispatcher under valgrind (memcheck,
+# full leak check) through a short life: 30 tickets in English and Chinese, classification,
+# assignment, actions (accept, resolve, transfer, return), a Redis FLUSHALL and the rebuild after
+# it, then SIGTERM. Fails on any memcheck error or definitely/indirectly lost block.
+# Run by ctest under tests/lib/with-stack.sh (REDRESS_PG_DSN, REDRESS_REDIS_URL, REDRESS_TEST_DIR).
+set -euo pipefail
+B=${1:?usage: services.sh BUILD_DIR}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+T=$REDRESS_TEST_DIR
+CTL=(timeout 60 "$B/tools/redressctl" --dsn "$REDRESS_PG_DSN")
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+P_IN=$(free_port) P_PUSH=$(free_port) P_PUB=$(free_port) P_CPUSH=$(free_port) P_CPUB=$(free_port)
+P_DPUSH=$(free_port) P_DPUB=$(free_port)
+export REDRESS_INTAKE_BIND=tcp://127.0.0.1:$P_IN REDRESS_INTAKE_PUSH_BIND=tcp://127.0.0.1:$P_PUSH
+export REDRESS_INTAKE_PUB_BIND=tcp://127.0.0.1:$P_PUB REDRESS_INTAKE_HTTP_PORT=0
+export REDRESS_CLASSIFIER_INTAKE_ENDPOINT=tcp://127.0.0.1:$P_PUSH REDRESS_CLASSIFIER_PUSH_BIND=tcp://127.0.0.1:$P_CPUSH
+export REDRESS_CLASSIFIER_PUB_BIND=tcp://127.0.0.1:$P_CPUB REDRESS_CLASSIFIER_HTTP_PORT=0
+export REDRESS_CLASSIFIER_RULES_FILE=$ROOT/deploy/config/rules.default.json
+export REDRESS_DISPATCHER_CLASSIFIER_ENDPOINT=tcp://127.0.0.1:$P_CPUSH REDRESS_DISPATCHER_EVENTS_ENDPOINT=tcp://127.0.0.1:$P_PUB
+export REDRESS_DISPATCHER_PUSH_BIND=tcp://127.0.0.1:$P_DPUSH REDRESS_DISPATCHER_PUB_BIND=tcp://127.0.0.1:$P_DPUB
+export REDRESS_DISPATCHER_HTTP_PORT=0 REDRESS_DISPATCHER_RECONCILE_INTERVAL_MS=500 REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS=0
+
+"${CTL[@]}" org load "$ROOT/deploy/config/org.demo.json" >/dev/null
+for a in $(psql -Atq "$REDRESS_PG_DSN" -c "SELECT id FROM agents WHERE active"); do
+  "${CTL[@]}" agent online "$a" --ttl 600 --redis "$REDRESS_REDIS_URL" >/dev/null
+done
+
+pids=()
+for svc in intake classifier dispatcher; do
+  valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+    --error-exitcode=99 --log-file="$T/vg-$svc.log" "$B/services/$svc/redress-$svc" 2>"$T/$svc.log" &
+  pids+=($!)
+done
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; }
+trap cleanup EXIT
+
+CTLI=("${CTL[@]}" --endpoint "tcp://127.0.0.1:$P_IN" --timeout 30)
+for i in $(seq 1 15); do
+  "${CTLI[@]}" submit --channel web --customer "VG-$i" --subject "Card charged twice $i" \
+    --body "I was charged twice for the same purchase ($i); the bank will not refund." >/dev/null
+  "${CTLI[@]}" submit --channel hotline --customer "VG-ZH-$i" --region CN-44-03 --language zh-CN \
+    --subject "停电报修 $i" --body "小区从昨晚开始停电，有安全隐患，记者已经来过。" >/dev/null
+done
+wait_for() { # SQL expected
+  for _ in $(seq 1 300); do
+    [[ $(psql -Atq "$REDRESS_PG_DSN" -c "$1") == "$2" ]] && return 0
+    sleep 0.2
+  done
+  echo "timed out waiting for: $1 = $2 (got $(psql -Atq "$REDRESS_PG_DSN" -c "$1"))" >&2
+  return 1
+}
+wait_for "SELECT count(*) FROM tickets WHERE state <> 'new'" 30
+wait_for "SELECT count(*) FROM tickets WHERE state = 'assigned' OR id IN (SELECT ticket_id FROM dispatch_queue)" 30
+mapfile -t ids < <(psql -Atq "$REDRESS_PG_DSN" -c "SELECT id FROM tickets WHERE state = 'assigned' ORDER BY id LIMIT 4")
+"${CTLI[@]}" act "${ids[0]}" accept --actor vg >/dev/null
+"${CTLI[@]}" act "${ids[0]}" resolve --actor vg >/dev/null
+"${CTLI[@]}" act "${ids[1]}" transfer --actor vg --reason "wrong team" --target-unit hq >/dev/null
+"${CTLI[@]}" act "${ids[2]}" return --actor vg --reason "not ours / 非本单位" --target-unit hq >/dev/null
+redis-cli -u "$REDRESS_REDIS_URL" FLUSHALL >/dev/null
+sleep 3
+for a in $(psql -Atq "$REDRESS_PG_DSN" -c "SELECT id FROM agents WHERE active"); do
+  "${CTL[@]}" agent online "$a" --ttl 600 --redis "$REDRESS_REDIS_URL" >/dev/null
+done
+wait_for "SELECT count(*) FROM tickets WHERE (state IN ('classified', 'returned') OR (state = 'assigned' AND owner_agent IS NULL)) AND id NOT IN (SELECT ticket_id FROM dispatch_queue)" 0
+
+trap - EXIT
+rc=0
+for i in 0 1 2; do
+  kill -TERM "${pids[$i]}"
+  wait "${pids[$i]}" || rc=$?
+done
+for svc in intake classifier dispatcher; do
+  echo "== $svc: $(grep -E 'ERROR SUMMARY' "$T/vg-$svc.log")"
+  grep -E 'definitely lost|indirectly lost' "$T/vg-$svc.log" || true
+done
+if ((rc != 0)); then
+  echo "a service exited $rc under valgrind (99 = memcheck errors or leaks); logs:" >&2
+  for svc in intake classifier dispatcher; do grep -B2 -A25 -E 'Invalid|uninitialised|definitely lost in' "$T/vg-$svc.log" | head -80 >&2 || true; done
+  exit 1
+fi
+echo "valgrind: intake, classifier and dispatcher clean"
