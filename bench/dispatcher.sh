@@ -503,18 +503,28 @@ NKEYS=$(grep -o 'KEYS\[[0-9]*\]' "$WORK/assign.lua" | tr -dc '0-9\n' | sort -n |
 if ! [[ $NKEYS =~ ^[0-9]+$ ]] || ((NKEYS < 6 || NKEYS > ${#ALL_KEYS[@]})); then
   die "the assign script uses ${NKEYS:-no} KEYS; bench/dispatcher.sh knows ${#ALL_KEYS[@]} (see dispatcher.h and update ALL_KEYS)"
 fi
-CMD=(EVALSHA "$SHA" "$NKEYS" "${ALL_KEYS[@]:0:NKEYS}" __rand_int__ 1 ll "${TEAM_AGENTS[@]}")
+# ARGV: strategy, the number of candidates, the candidates, then (ticket, weight) pairs: one call
+# decides every ticket of a batch that has the same candidates (see dispatcher.h).
+cmd_for() { # TICKETS_PER_CALL
+  CMD=(EVALSHA "$SHA" "$NKEYS" "${ALL_KEYS[@]:0:NKEYS}" ll "${#TEAM_AGENTS[@]}" "${TEAM_AGENTS[@]}")
+  local i
+  for ((i = 0; i < $1; i++)); do CMD+=(__rand_int__ 1); done
+}
+cmd_for 1
 # The state every call needs to really pick an agent: Redis reconciled, the team online with room.
 [[ $(rcli EXISTS '{rd}:ready') == 1 ]] || die "{rd}:ready is missing after the dispatcher runs"
 probe=$(rcli "${CMD[@]/__rand_int__/probe-ticket}")
 [[ $probe == a-T01-* ]] || die "the assign script did not pick an agent of T01 (answered '$probe')"
 rcli EVAL "redis.call('HDEL', KEYS[2], 'probe-ticket') return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)" 2 '{rd}:load' '{rd}:open' "$probe" >/dev/null
 say "  script: $(wc -c <"$WORK/assign.lua") bytes, sha $SHA (already loaded by the dispatchers: same text)"
-say "  command: EVALSHA <sha> $NKEYS ${ALL_KEYS[*]:0:NKEYS} __rand_int__ 1 ll <${#TEAM_AGENTS[@]} agents of T01>"
+say "  command: EVALSHA <sha> $NKEYS ${ALL_KEYS[*]:0:NKEYS} ll ${#TEAM_AGENTS[@]} <the agents of T01> then TPC x (__rand_int__ 1)"
+say "  (TPC = tickets decided per call; the dispatcher sends one call per batch and candidate set)"
 say "  $REQUESTS requests, $CLIENTS connections, -r 100000000 (a new ticket id per call)"
 
 declare -A CEIL
-for P in 1 16; do
+for mode in 1:1 16:1 1:16; do
+  P=${mode%%:*} TPC=${mode##*:}
+  cmd_for "$TPC"
   calls0=$(rcli INFO commandstats | tr -d '\r' | sed -n 's/^cmdstat_evalsha:calls=\([0-9]*\),.*failed_calls=\([0-9]*\).*/\1 \2/p')
   open0=$(rcli HLEN '{rd}:open')
   cpu_snap c0
@@ -531,17 +541,18 @@ for P in 1 16; do
   ((fb - fa == 0)) || die "redis-benchmark -P $P: $((fb - fa)) EVALSHA calls failed"
   added=$((open1 - open0))
   # Each call assigns a fresh ticket id; -r draws ids at random, so a few repeat (and are re-assigned).
-  ((added * 100 >= REQUESTS * 95)) || die "redis-benchmark -P $P: only $added of $REQUESTS calls assigned a ticket"
+  ((added * 100 >= REQUESTS * TPC * 95)) || die "redis-benchmark -P $P: only $added of $((REQUESTS * TPC)) tickets were assigned"
   rps=$(awk -F'","' 'NR == 2 { gsub(/"/, "", $2); printf "%.0f", $2 }' <<<"$out")
   lat=$(awk -F'","' 'NR == 2 { printf "avg %s ms, p50 %s ms, p99 %s ms", $3, $5, $7 }' <<<"$out")
   [[ $rps =~ ^[0-9]+$ ]] || die "cannot read redis-benchmark's output: $out"
-  CEIL[$P]=$rps
-  say "  -P $(printf '%-2s' "$P"): $rps EVALSHA/s ($lat per request); $added new tickets assigned in Redis"
+  CEIL[$mode]=$((rps * TPC))
+  say "  -P $(printf '%-2s' "$P") TPC $(printf '%-2s' "$TPC"): $rps EVALSHA/s = $((rps * TPC)) decisions/s ($lat per request); $added new tickets assigned in Redis"
   cpu_report "$c0" "$c1" "$(fsub "$t1" "$t0")" "" "redis-benchmark"
 done
-RATIO1=$(awk -v a="$DEC" -v b="${CEIL[1]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
-RATIO16=$(awk -v a="$DEC" -v b="${CEIL[16]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
-say "  dispatcher decisions/s $DEC = ratio $RATIO1 of -P 1, $RATIO16 of -P 16 (the dispatcher pipelines a batch)"
+RATIO1=$(awk -v a="$DEC" -v b="${CEIL[1:1]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+RATIO16=$(awk -v a="$DEC" -v b="${CEIL[16:1]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+RATIOT=$(awk -v a="$DEC" -v b="${CEIL[1:16]}" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }')
+say "  dispatcher decisions/s $DEC = ratio $RATIO1 of -P 1, $RATIO16 of -P 16, $RATIOT of 16 tickets per call"
 
 # ---- targets --------------------------------------------------------------------------------------
 
@@ -552,5 +563,5 @@ hr "targets ($(nproc) CPUs, $NAGENTS agents, $PROCESSES dispatchers, fsync=$FSYN
 printf '  %-58s %10s  %s\n' "assignments/s committed after start-up, target >= 20000" "$STEADY" "$(verdict "$STEADY" '>=' 20000)"
 printf '  %-58s %10s  %s\n' "assignments/s end-to-end incl. start-up, target >= 20000" "$ASSIGN" "$(verdict "$ASSIGN" '>=' 20000)"
 printf '  %-58s %10s  %s\n' "p99 decision latency (ms), target <= 5" "$P99" "$(verdict "$P99" '<=' 5)"
-printf '  %-58s %10s\n' "Redis ceiling EVALSHA/s -P 1 / -P 16" "${CEIL[1]} / ${CEIL[16]}"
-say "RESULT assign_per_s=$ASSIGN steady_per_s=$STEADY decisions_per_s=$DEC p50_ms=$P50 p99_ms=$P99 redis_p1_per_s=${CEIL[1]} redis_p16_per_s=${CEIL[16]} ratio_p1=$RATIO1 ratio_p16=$RATIO16 tickets=$TICKETS agents=$NAGENTS teams=$TEAMS processes=$PROCESSES batch=$BATCH repeat=$REPEAT fsync=$FSYNC"
+printf '  %-58s %10s\n' "Redis ceiling decisions/s -P 1 / -P 16 / 16 per call" "${CEIL[1:1]} / ${CEIL[16:1]} / ${CEIL[1:16]}"
+say "RESULT assign_per_s=$ASSIGN steady_per_s=$STEADY decisions_per_s=$DEC p50_ms=$P50 p99_ms=$P99 redis_p1_per_s=${CEIL[1:1]} redis_p16_per_s=${CEIL[16:1]} redis_tpc16_per_s=${CEIL[1:16]} ratio_p1=$RATIO1 ratio_p16=$RATIO16 ratio_tpc16=$RATIOT tickets=$TICKETS agents=$NAGENTS teams=$TEAMS processes=$PROCESSES batch=$BATCH repeat=$REPEAT fsync=$FSYNC"

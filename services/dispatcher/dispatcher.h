@@ -40,6 +40,7 @@
 #define DP_KEY_RR    "{rd}:rr:" /* + team id */
 #define DP_KEY_READY "{rd}:ready"
 #define DP_KEY_GONE  "{rd}:gone"
+#define DP_KEY_LEASE "{rd}:reconcile" /* who reconciles this interval (SET NX PX) */
 
 /* ---- organisation (org.c) ------------------------------------------------------------------ */
 
@@ -77,6 +78,7 @@ typedef struct {
     int seconds, transferred_s;
 } dp_limit;
 
+/* teams and agents are sorted by id as strcmp orders them (lookups are binary searches). */
 typedef struct {
     dp_department *depts;
     int ndepts;
@@ -132,11 +134,13 @@ int dp_accept_limit(const dp_org *o, const dp_ticket *t);
 /* ---- Redis scripts (scripts.c) -------------------------------------------------------------- */
 
 /*
- * assign: KEYS load cap pres open rr ready gone; ARGV ticket weight strategy(ll|rr) agent...
- *   The caller holds the ticket's row lock and PostgreSQL shows no open assignment for it, so an
- *   entry of the ticket in {rd}:open is stale and is dropped first (a retried call never counts
- *   twice). Returns the chosen agent (bulk), nil when no candidate is online with room, or the
- *   integer 0 when Redis is not reconciled yet ({rd}:ready missing).
+ * assign: KEYS load cap pres open rr ready gone; ARGV strategy(ll|rr) ncand agent... then pairs
+ *   ticket weight -- one call decides every ticket of a batch that has the same candidates (same
+ *   team, same skills), reading the candidates' load, capacity and presence once. The caller holds
+ *   each ticket's row lock and PostgreSQL shows no open assignment for it, so an entry of the
+ *   ticket in {rd}:open is stale and is dropped first (a retried call never counts twice). Returns
+ *   an array with the chosen agent of each ticket, "" when no candidate is online with room; or
+ *   the integer 0 when Redis is not reconciled yet ({rd}:ready missing) and nothing was decided.
  * sync: KEYS load open gone; ARGV since_ms grace_ms then triples ticket agent weight (agent "" =
  *   the ticket has no open assignment in PostgreSQL); since_ms is the Redis clock read before the
  *   caller's PostgreSQL snapshot. Makes {rd}:open agree with PostgreSQL for those tickets: confirms

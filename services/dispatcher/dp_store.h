@@ -41,6 +41,8 @@ typedef struct {
 } dp_presence;
 
 void dp_batch_free(dp_batch *b);
+/* Prepares the statements below on a new connection; false + err when PostgreSQL refuses. */
+bool dp_store_prepare(PGconn *c, char *err, int errlen);
 /* Tickets among ids that need dispatching (classified, returned, or assigned without an agent). */
 bool dp_store_claim_ids(PGconn *c, const char *const *ids, int n, dp_batch *out, char *err, int errlen);
 /* The oldest such tickets not in the queue, unchanged for min_age_ms (missed notifications). */

@@ -61,6 +61,7 @@ typedef struct {
     rd_redis_addr raddr;
     int64_t rd_backoff, rd_next;
     bool need_reconcile, wake_queue;
+    uint64_t reconciles;
     void *pull, *sub, *push, *pub;
     idset pending, tosync;
     struct {
@@ -178,6 +179,12 @@ static bool pgEnsure(dispatcher *d)
     if (!rd_pglink_ensure(&d->db, &fresh))
         return false;
     if (fresh) {
+        char err[512];
+        if (!dp_store_prepare(d->db.conn, err, sizeof(err))) {
+            rd_log(RD_LOG_ERROR, "cannot prepare statements (is the schema migrated?)", "error", err, NULL);
+            pgDrop(d, err);
+            return false;
+        }
         rd_metric_set(d->m.db_up, 1);
         orgReload(d); /* notifications may have been missed while away */
     }
@@ -312,111 +319,161 @@ static const char *kindOf(const dp_ticket *t)
     return "assign";
 }
 
+/* Tickets of a batch that go to the same team with the same candidates: one script call. */
+typedef struct {
+    int team, nc, *cand;
+    int *members, n;
+} group;
+
+/* Decides x's team and candidates; returns its candidate count (0: nothing to ask Redis). */
+static int routeOne(const dp_org *o, const dp_ticket *t, dp_decision *x, int *team, int *cand)
+{
+    memset(x, 0, sizeof(*x));
+    const char *why = "";
+    *team = dp_route(o, t, &why);
+    x->kind = kindOf(t);
+    if (*team < 0 || rd_lifecycle_next(rd_state_parse(t->state), RD_EV_ASSIGN) == RD_STATE_INVALID) {
+        x->skip = true;
+        return 0;
+    }
+    x->team = o->teams[*team].id;
+    x->dept = o->depts[o->teams[*team].dept].id;
+    x->weight = dp_weight(o, *team, t);
+    x->accept_s = dp_accept_limit(o, t);
+    snprintf(x->why, sizeof(x->why), "%s", why);
+    int nc = dp_candidates(o, *team, t, cand, MAX_CANDIDATES);
+    if (nc == 0 && t->excluded && t->excluded[0]) {
+        /* everyone who could take it has missed accepting it once: offer it to them again rather
+         * than leave it queued for ever */
+        dp_ticket again = *t;
+        again.excluded = NULL;
+        nc = dp_candidates(o, *team, &again, cand, MAX_CANDIDATES);
+        if (nc > 0) {
+            size_t l = strlen(x->why);
+            snprintf(x->why + l, sizeof(x->why) - l, "; every skilled agent has missed it, offered again");
+        }
+    }
+    if (nc == 0)
+        snprintf(x->why, sizeof(x->why), "%s; no active agent in team %s has the skills", why, x->team);
+    return nc;
+}
+
+/* The answer for one ticket: an agent, "" (nobody could take it). */
+static void answer(const dp_org *o, dp_decision *x, int team, const char *agent)
+{
+    if (agent[0] == '\0') {
+        size_t l = strlen(x->why);
+        snprintf(x->why + l, sizeof(x->why) - l, "; no skilled agent of team %s online with capacity", x->team);
+        return;
+    }
+    snprintf(x->agent, sizeof(x->agent), "%s", agent);
+    int a = dp_org_agent(o, agent);
+    if (a >= 0 && o->agents[a].team >= 0 && o->agents[a].team != team) {
+        /* taken by the overflow team */
+        const dp_team *ot = &o->teams[o->agents[a].team];
+        x->team = ot->id;
+        x->dept = o->depts[ot->dept].id;
+        size_t l = strlen(x->why);
+        snprintf(x->why + l, sizeof(x->why) - l, "; overflow to %s", ot->id);
+    }
+}
+
 /*
- * Routes every ticket, then sends one assign script per ticket that has candidates, pipelined,
- * and reads the answers. false when Redis failed (nothing may be written then).
+ * Routes every ticket, groups the tickets that have the same candidates, and sends one assign
+ * script per group, all pipelined (one round trip), then reads the answers. false when Redis
+ * failed (nothing may be written then).
  */
 static bool decide(dispatcher *d, const dp_batch *b, dp_decision *dec)
 {
     const dp_org *o = d->org;
     int *cand = malloc(sizeof(int) * MAX_CANDIDATES);
-    const char **argv = malloc(sizeof(char *) * (MAX_CANDIDATES + 16));
-    int *sent = calloc((size_t)b->n + 1, sizeof(int));
+    group *g = calloc((size_t)b->n + 1, sizeof(*g));
     int *teamOf = calloc((size_t)b->n + 1, sizeof(int));
     char(*ws)[12] = calloc((size_t)b->n + 1, sizeof(*ws));
-    if (cand == NULL || argv == NULL || sent == NULL || teamOf == NULL || ws == NULL)
+    if (cand == NULL || g == NULL || teamOf == NULL || ws == NULL)
         abort();
-    int nsent = 0;
-    int64_t t0 = rd_mono_us();
+    int ng = 0;
     for (int i = 0; i < b->n; i++) {
-        const dp_ticket *t = &b->v[i];
-        dp_decision *x = &dec[i];
-        memset(x, 0, sizeof(*x));
-        const char *why = "";
-        int team = dp_route(o, t, &why);
-        teamOf[i] = team;
-        x->kind = kindOf(t);
-        if (team < 0 || rd_lifecycle_next(rd_state_parse(t->state), RD_EV_ASSIGN) == RD_STATE_INVALID) {
-            x->skip = true;
+        int nc = routeOne(o, &b->v[i], &dec[i], &teamOf[i], cand);
+        if (nc == 0)
             continue;
-        }
-        x->team = o->teams[team].id;
-        x->dept = o->depts[o->teams[team].dept].id;
-        x->weight = dp_weight(o, team, t);
-        x->accept_s = dp_accept_limit(o, t);
-        snprintf(x->why, sizeof(x->why), "%s", why);
-        int nc = dp_candidates(o, team, t, cand, MAX_CANDIDATES);
-        if (nc == 0 && t->excluded && t->excluded[0]) {
-            /* everyone who could take it has missed accepting it once: offer it to them again
-             * rather than leave it queued for ever */
-            dp_ticket again = *t;
-            again.excluded = NULL;
-            nc = dp_candidates(o, team, &again, cand, MAX_CANDIDATES);
-            if (nc > 0) {
-                size_t l = strlen(x->why);
-                snprintf(x->why + l, sizeof(x->why) - l, "; every skilled agent has missed it, offered again");
-            }
-        }
-        if (nc == 0) {
-            snprintf(x->why, sizeof(x->why), "%s; no active agent in team %s has the skills", why, x->team);
-            continue;
-        }
-        char rr[128];
-        snprintf(rr, sizeof(rr), DP_KEY_RR "%s", x->team);
-        snprintf(ws[i], sizeof(ws[i]), "%d", x->weight);
+        snprintf(ws[i], sizeof(ws[i]), "%d", dec[i].weight);
         int k = 0;
-        argv[k++] = "EVALSHA";
-        argv[k++] = dp_script_assign.sha;
-        argv[k++] = "7";
-        argv[k++] = DP_KEY_LOAD;
-        argv[k++] = DP_KEY_CAP;
-        argv[k++] = DP_KEY_PRES;
-        argv[k++] = DP_KEY_OPEN;
-        argv[k++] = rr;
-        argv[k++] = DP_KEY_READY;
-        argv[k++] = DP_KEY_GONE;
-        argv[k++] = t->id;
-        argv[k++] = ws[i];
-        argv[k++] = o->teams[team].strategy == DP_ROUND_ROBIN ? "rr" : "ll";
-        for (int j = 0; j < nc; j++)
-            argv[k++] = o->agents[cand[j]].id;
-        /* hiredis copies the arguments into its output buffer here */
-        if (redisAppendCommandArgv(d->rd, k, argv, NULL) != REDIS_OK)
-            break;
-        sent[nsent++] = i;
+        while (k < ng && !(g[k].team == teamOf[i] && g[k].nc == nc && memcmp(g[k].cand, cand, sizeof(int) * nc) == 0))
+            k++;
+        if (k == ng) {
+            g[k].team = teamOf[i];
+            g[k].nc = nc;
+            g[k].cand = malloc(sizeof(int) * (size_t)nc);
+            g[k].members = malloc(sizeof(int) * (size_t)b->n);
+            if (g[k].cand == NULL || g[k].members == NULL)
+                abort();
+            memcpy(g[k].cand, cand, sizeof(int) * (size_t)nc);
+            ng++;
+        }
+        g[k].members[g[k].n++] = i;
     }
-    bool ok = true;
-    for (int s = 0; s < nsent; s++) {
-        int i = sent[s];
-        dp_decision *x = &dec[i];
+    int64_t t0 = rd_mono_us();
+    int nsent = 0;
+    for (int k = 0; k < ng; k++) {
+        const char **argv = malloc(sizeof(char *) * (size_t)(12 + g[k].nc + 2 * g[k].n));
+        char rr[128], nc[16];
+        if (argv == NULL)
+            abort();
+        snprintf(rr, sizeof(rr), DP_KEY_RR "%s", o->teams[g[k].team].id);
+        snprintf(nc, sizeof(nc), "%d", g[k].nc);
+        int a = 0;
+        argv[a++] = "EVALSHA";
+        argv[a++] = dp_script_assign.sha;
+        argv[a++] = "7";
+        argv[a++] = DP_KEY_LOAD;
+        argv[a++] = DP_KEY_CAP;
+        argv[a++] = DP_KEY_PRES;
+        argv[a++] = DP_KEY_OPEN;
+        argv[a++] = rr;
+        argv[a++] = DP_KEY_READY;
+        argv[a++] = DP_KEY_GONE;
+        argv[a++] = o->teams[g[k].team].strategy == DP_ROUND_ROBIN ? "rr" : "ll";
+        argv[a++] = nc;
+        for (int j = 0; j < g[k].nc; j++)
+            argv[a++] = o->agents[g[k].cand[j]].id;
+        for (int j = 0; j < g[k].n; j++) {
+            argv[a++] = b->v[g[k].members[j]].id;
+            argv[a++] = ws[g[k].members[j]];
+        }
+        /* hiredis copies the arguments into its output buffer here */
+        int rc = redisAppendCommandArgv(d->rd, a, argv, NULL);
+        free(argv);
+        if (rc != REDIS_OK)
+            break;
+        nsent++;
+    }
+    bool ok = nsent == ng;
+    for (int k = 0; k < nsent; k++) {
         redisReply *r = NULL;
         if (redisGetReply(d->rd, (void **)&r) != REDIS_OK || r == NULL) {
             ok = false;
             break;
         }
-        rd_metric_observe(d->m.decision_s, (double)(rd_mono_us() - t0) / 1e6);
-        if (r->type == REDIS_REPLY_STRING) {
-            int a = dp_org_agent(o, r->str);
-            snprintf(x->agent, sizeof(x->agent), "%s", r->str);
-            if (a >= 0 && o->agents[a].team >= 0 && o->agents[a].team != teamOf[i]) {
-                /* taken by the overflow team */
-                const dp_team *ot = &o->teams[o->agents[a].team];
-                x->team = ot->id;
-                x->dept = o->depts[ot->dept].id;
-                snprintf(x->why + strlen(x->why), sizeof(x->why) - strlen(x->why), "; overflow to %s", ot->id);
+        double secs = (double)(rd_mono_us() - t0) / 1e6;
+        for (int j = 0; j < g[k].n; j++) {
+            int i = g[k].members[j];
+            rd_metric_observe(d->m.decision_s, secs);
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == (size_t)g[k].n &&
+                r->element[j]->type == REDIS_REPLY_STRING) {
+                answer(o, &dec[i], teamOf[i], r->element[j]->str);
+            } else if (r->type == REDIS_REPLY_INTEGER) {
+                dec[i].skip = true; /* Redis forgot its state: nothing is assigned until it is reconciled */
+                d->need_reconcile = true;
+            } else {
+                dec[i].skip = true; /* stays where it is; tried again later */
             }
-        } else if (r->type == REDIS_REPLY_INTEGER) {
-            x->skip = true; /* Redis forgot its state: nothing is assigned until it is reconciled */
-            d->need_reconcile = true;
-        } else if (r->type == REDIS_REPLY_NIL) {
-            size_t l = strlen(x->why);
-            snprintf(x->why + l, sizeof(x->why) - l, "; no skilled agent of team %s online with capacity", x->team);
-        } else {
+        }
+        if (r->type == REDIS_REPLY_ERROR || (r->type == REDIS_REPLY_ARRAY && r->elements != (size_t)g[k].n)) {
             rd_log(RD_LOG_ERROR, "assign script failed", "error", r->type == REDIS_REPLY_ERROR ? r->str : "bad reply",
                    NULL);
             if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0)
-                dp_script_assign.sha[0] = '\0'; /* reloaded on the next call */
-            x->skip = true;                     /* stays where it is; tried again later */
+                dp_script_assign.sha[0] = '\0'; /* reloaded below */
         }
         freeReplyObject(r);
     }
@@ -427,9 +484,12 @@ static bool decide(dispatcher *d, const dp_batch *b, dp_decision *dec)
         if (!rd_redis_script_load(d->rd, &dp_script_assign, err, sizeof(err)))
             redisDrop(d, err);
     }
+    for (int k = 0; k < ng; k++) {
+        free(g[k].cand);
+        free(g[k].members);
+    }
+    free(g);
     free(cand);
-    free(argv);
-    free(sent);
     free(teamOf);
     free(ws);
     return ok;
@@ -582,8 +642,10 @@ static void flushPending(dispatcher *d)
 
 static void drainSource(dispatcher *d, source src, rd_metric *counter)
 {
-    int n;
-    while (!rd_service_stopping() && (n = dispatchBatch(d, src, NULL, 0)) > 0) {
+    int n, rounds = 0;
+    /* a bounded number of batches per turn, so that a backlog does not keep the loop from its
+     * other duties (notifications, reconciliation, the fast path) */
+    while (!rd_service_stopping() && rounds++ < 8 && (n = dispatchBatch(d, src, NULL, 0)) > 0) {
         if (counter)
             rd_metric_inc(counter, (uint64_t)n);
         if (n < d->c.batch || src == FROM_QUEUE)
@@ -619,13 +681,71 @@ static int cmpOpen(const void *a, const void *b)
 }
 
 /* Capacities, presence and open tickets in Redis made equal to PostgreSQL. */
+/* One dispatcher reconciles per interval (a lease in Redis); after a flush the lease is gone too,
+ * so the first one to notice does it at once. */
+static bool reconcileLease(dispatcher *d)
+{
+    char px[24];
+    snprintf(px, sizeof(px), "%lld", (long long)(d->c.reconcile_ms > 1 ? d->c.reconcile_ms - 1 : 1));
+    redisReply *r = redisCommand(d->rd, "SET " DP_KEY_LEASE " %s NX PX %s", d->svc.who, px);
+    if (r == NULL) {
+        redisDrop(d, d->rd->errstr);
+        return false;
+    }
+    bool got = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return got;
+}
+
+/* The keys of {rd}:open, read with HSCAN (never one long blocking command). Caller frees. */
+static char **openKeys(dispatcher *d, size_t *n)
+{
+    size_t cap = 1024;
+    char **v = malloc(cap * sizeof(*v));
+    char cursor[32] = "0";
+    *n = 0;
+    if (v == NULL)
+        abort();
+    do {
+        redisReply *r = redisCommand(d->rd, "HSCAN " DP_KEY_OPEN " %s COUNT 1000", cursor);
+        if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (r == NULL)
+                redisDrop(d, d->rd->errstr);
+            freeReplyObject(r);
+            for (size_t i = 0; i < *n; i++)
+                free(v[i]);
+            free(v);
+            return NULL;
+        }
+        snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
+        const redisReply *kv = r->element[1];
+        for (size_t i = 0; i + 1 < kv->elements; i += 2) {
+            if (*n == cap && (v = realloc(v, (cap *= 2) * sizeof(*v))) == NULL)
+                abort();
+            if ((v[(*n)++] = strdup(kv->element[i]->str)) == NULL)
+                abort();
+        }
+        freeReplyObject(r);
+    } while (strcmp(cursor, "0") != 0);
+    return v;
+}
+
 static void reconcile(dispatcher *d)
 {
-    if (!ready(d))
+    if (!ready(d) || !reconcileLease(d)) {
+        d->need_reconcile = false;
         return;
+    }
     const dp_org *o = d->org;
     char err[512];
     int fixes = 0;
+    redisReply *e = redisCommand(d->rd, "EXISTS " DP_KEY_READY);
+    if (e == NULL) {
+        redisDrop(d, d->rd->errstr);
+        return;
+    }
+    bool emptyRedis = e->type == REDIS_REPLY_INTEGER && e->integer == 0;
+    freeReplyObject(e);
     /* capacities */
     for (int i = 0; i < o->nagents; i++) {
         const dp_agent *a = &o->agents[i];
@@ -651,37 +771,45 @@ static void reconcile(dispatcher *d)
             rd_log(RD_LOG_WARN, "cannot read open assignments", "error", err, NULL);
         return;
     }
-    redisReply *all = redisCommand(d->rd, "HKEYS " DP_KEY_OPEN);
-    if (all == NULL) {
+    size_t nkeys = 0;
+    char **keys = openKeys(d, &nkeys);
+    if (keys == NULL) {
         free(rows);
-        redisDrop(d, d->rd->errstr);
         return;
     }
     qsort(rows, (size_t)n, sizeof(*rows), cmpOpen);
     int extra = 0;
-    dp_open *more = calloc(all->elements + 1, sizeof(*more));
-    for (size_t i = 0; i < all->elements; i++) {
+    dp_open *more = calloc(nkeys + 1, sizeof(*more));
+    for (size_t i = 0; i < nkeys; i++) {
         dp_open key = {0};
-        snprintf(key.ticket, sizeof(key.ticket), "%s", all->element[i]->str);
+        snprintf(key.ticket, sizeof(key.ticket), "%s", keys[i]);
         if (bsearch(&key, rows, (size_t)n, sizeof(*rows), cmpOpen) == NULL) {
             more[extra] = key;
-            more[extra].agent[0] = '\0';
             more[extra++].weight = 1;
         }
+        free(keys[i]);
     }
-    freeReplyObject(all);
+    free(keys);
     int f1 = redisSync(d, rows, n, since, d->c.grace_ms);
     int f2 = d->rd ? redisSync(d, more, extra, since, d->c.grace_ms) : -1;
     free(rows);
     free(more);
     if (f1 < 0 || f2 < 0)
         return;
-    char keep[24];
-    snprintf(keep, sizeof(keep), "%lld", (long long)(4 * d->c.grace_ms));
-    const char *kargv[] = {DP_KEY_LOAD, DP_KEY_OPEN, DP_KEY_GONE, keep};
-    redisReply *r = rd_redis_eval(d->rd, &dp_script_rebuild, 3, 4, kargv, NULL, err, sizeof(err));
-    int f3 = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
-    freeReplyObject(r);
+    /* The scripts keep every load equal to the sum of its open entries; recomputing them all
+     * (which blocks Redis for a while with many open tickets) is the safety net, run when this
+     * reconciliation fixed something, after Redis was found empty, and every 12th time. */
+    int f3 = 0;
+    redisReply *r;
+    if (f1 + f2 > 0 || d->reconciles % 12 == 0 || emptyRedis) {
+        char keep[24];
+        snprintf(keep, sizeof(keep), "%lld", (long long)(4 * d->c.grace_ms));
+        const char *kargv[] = {DP_KEY_LOAD, DP_KEY_OPEN, DP_KEY_GONE, keep};
+        r = rd_redis_eval(d->rd, &dp_script_rebuild, 3, 4, kargv, NULL, err, sizeof(err));
+        f3 = r && r->type == REDIS_REPLY_INTEGER ? (int)r->integer : 0;
+        freeReplyObject(r);
+    }
+    d->reconciles++;
     r = redisCommand(d->rd, "SET " DP_KEY_READY " 1");
     if (r == NULL) {
         redisDrop(d, d->rd->errstr);

@@ -67,20 +67,31 @@ static PGresult *query(PGconn *c, const char *sql, char *err, int errlen)
     return r;
 }
 
+/* Rows are read ORDER BY id COLLATE "C", so the arrays are sorted the way strcmp sorts. */
+static int cmpTeam(const void *key, const void *elem)
+{
+    return strcmp(key, ((const dp_team *)elem)->id);
+}
+
+static int cmpAgent(const void *key, const void *elem)
+{
+    return strcmp(key, ((const dp_agent *)elem)->id);
+}
+
 int dp_org_team(const dp_org *o, const char *id)
 {
-    for (int i = 0; id && i < o->nteams; i++)
-        if (strcmp(o->teams[i].id, id) == 0)
-            return i;
-    return -1;
+    if (id == NULL || o->nteams == 0)
+        return -1;
+    const dp_team *t = bsearch(id, o->teams, (size_t)o->nteams, sizeof(*o->teams), cmpTeam);
+    return t ? (int)(t - o->teams) : -1;
 }
 
 int dp_org_agent(const dp_org *o, const char *id)
 {
-    for (int i = 0; id && i < o->nagents; i++)
-        if (strcmp(o->agents[i].id, id) == 0)
-            return i;
-    return -1;
+    if (id == NULL || o->nagents == 0)
+        return -1;
+    const dp_agent *a = bsearch(id, o->agents, (size_t)o->nagents, sizeof(*o->agents), cmpAgent);
+    return a ? (int)(a - o->agents) : -1;
 }
 
 static int deptIndex(const dp_org *o, const char *id)
@@ -95,11 +106,11 @@ dp_org *dp_org_load(PGconn *c, char *err, int errlen)
 {
     PGresult *r[5] = {0};
     static const char *const sql[5] = {
-        "SELECT id, parent_id, name, dispatch_centre, default_team FROM departments ORDER BY id",
-        "SELECT id, department_id, name, strategy, overflow_team, overflow_after_s, major_weight FROM teams ORDER BY "
-        "id",
+        "SELECT id, parent_id, name, dispatch_centre, default_team FROM departments ORDER BY id COLLATE \"C\"",
+        "SELECT id, department_id, name, strategy, overflow_team, overflow_after_s, major_weight"
+        "  FROM teams ORDER BY id COLLATE \"C\"",
         "SELECT id, team_id, name, capacity, array_to_json(business_types), array_to_json(categories),"
-        "       array_to_json(languages), array_to_json(regions), active FROM agents ORDER BY id",
+        "       array_to_json(languages), array_to_json(regions), active FROM agents ORDER BY id COLLATE \"C\"",
         "SELECT name, business_type, category_prefix, region_prefix, severity, channel, team_id"
         "  FROM routing_rules ORDER BY ord, name",
         "SELECT business_type, seconds, transferred_s FROM accept_limits ORDER BY business_type"};

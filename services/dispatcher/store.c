@@ -19,8 +19,9 @@
     "       t.channel, t.region, t.language, t.state, COALESCE(t.owner_agent, ''), COALESCE(t.route_to_unit, ''),"     \
     "       COALESCE(t.priority, 4),"                                                                                  \
     "       COALESCE(floor(extract(epoch FROM now() - q.enqueued_at))::bigint, 0),"                                    \
-    "       (SELECT COALESCE(array_to_json(array_agg(DISTINCT m.agent_id)), '[]') FROM ticket_assignments m"           \
-    "         WHERE m.ticket_id = t.id AND m.outcome = 'missed'),"                                                     \
+    "       CASE WHEN t.missed_accepts = 0 THEN '[]' ELSE"                                                             \
+    "         (SELECT COALESCE(array_to_json(array_agg(DISTINCT m.agent_id)), '[]') FROM ticket_assignments m"         \
+    "           WHERE m.ticket_id = t.id AND m.outcome = 'missed') END,"                                               \
     "       q.ticket_id IS NOT NULL"                                                                                   \
     "  FROM tickets t LEFT JOIN dispatch_queue q ON q.ticket_id = t.id"
 
@@ -90,6 +91,25 @@ static const char *const SQL_OPEN_ALL =
 static const char *const SQL_PRESENCE =
     "SELECT agent_id, status, GREATEST(0, (extract(epoch FROM expires_at - now()) * 1000)::bigint)"
     "  FROM agent_presence p JOIN agents a ON a.id = p.agent_id AND a.active";
+
+/* Every statement is prepared once per connection (dp_store_prepare) and run by name. */
+bool dp_store_prepare(PGconn *c, char *err, int errlen)
+{
+    const char *const names[] = {"dp_claim_ids", "dp_claim_redrive", "dp_claim_queue", "dp_expire",
+                                 "dp_assign",    "dp_queue",         "dp_open_of"};
+    const char *const sql[] = {SQL_CLAIM_IDS, SQL_CLAIM_REDRIVE, SQL_CLAIM_QUEUE, SQL_EXPIRE,
+                               SQL_ASSIGN,    SQL_QUEUE,         SQL_OPEN_OF};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        PGresult *r = PQprepare(c, names[i], sql[i], 0, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "prepare %s: %s", names[i], PQerrorMessage(c));
+        PQclear(r);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
 
 void dp_batch_free(dp_batch *b)
 {
@@ -192,7 +212,7 @@ bool dp_store_claim_ids(PGconn *c, const char *const *ids, int n, dp_batch *out,
     for (int i = 0; i < n; i++)
         rd_pgarr_str(&a, ids[i]);
     const char *p[1] = {rd_pgarr_finish(&a)};
-    PGresult *r = PQexecParams(c, SQL_CLAIM_IDS, 1, NULL, p, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(c, "dp_claim_ids", 1, p, NULL, NULL, 0);
     rd_pgarr_free(&a);
     return claimRows(c, r, out, err, errlen);
 }
@@ -203,7 +223,7 @@ bool dp_store_claim_redrive(PGconn *c, int limit, int64_t min_age_ms, dp_batch *
     snprintf(l, sizeof(l), "%d", limit);
     snprintf(age, sizeof(age), "%lld", (long long)min_age_ms);
     const char *p[2] = {l, age};
-    return claimRows(c, PQexecParams(c, SQL_CLAIM_REDRIVE, 2, NULL, p, NULL, NULL, 0), out, err, errlen);
+    return claimRows(c, PQexecPrepared(c, "dp_claim_redrive", 2, p, NULL, NULL, 0), out, err, errlen);
 }
 
 bool dp_store_claim_queue(PGconn *c, int limit, int per_team, dp_batch *out, char *err, int errlen)
@@ -212,7 +232,7 @@ bool dp_store_claim_queue(PGconn *c, int limit, int per_team, dp_batch *out, cha
     snprintf(l, sizeof(l), "%d", limit);
     snprintf(t, sizeof(t), "%d", per_team);
     const char *p[2] = {l, t};
-    return claimRows(c, PQexecParams(c, SQL_CLAIM_QUEUE, 2, NULL, p, NULL, NULL, 0), out, err, errlen);
+    return claimRows(c, PQexecPrepared(c, "dp_claim_queue", 2, p, NULL, NULL, 0), out, err, errlen);
 }
 
 int dp_store_expire(PGconn *c, int limit, const char *who, char ***ids, char *err, int errlen)
@@ -220,7 +240,7 @@ int dp_store_expire(PGconn *c, int limit, const char *who, char ***ids, char *er
     char l[16];
     snprintf(l, sizeof(l), "%d", limit);
     const char *p[2] = {l, who};
-    PGresult *r = PQexecParams(c, SQL_EXPIRE, 2, NULL, p, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(c, "dp_expire", 2, p, NULL, NULL, 0);
     if (failed(c, r, PGRES_TUPLES_OK, "expire", err, errlen))
         return -1;
     int n = PQntuples(r);
@@ -273,7 +293,7 @@ bool dp_store_write(PGconn *c, const dp_batch *b, const dp_decision *d, const ch
         for (int i = 0; i < 9; i++)
             p[i] = rd_pgarr_finish(&a[i]);
         p[9] = who;
-        PGresult *r = PQexecParams(c, SQL_ASSIGN, 10, NULL, p, NULL, NULL, 0);
+        PGresult *r = PQexecPrepared(c, "dp_assign", 10, p, NULL, NULL, 0);
         if (failed(c, r, PGRES_TUPLES_OK, "assign", err, errlen)) {
             ok = false;
         } else {
@@ -292,7 +312,7 @@ bool dp_store_write(PGconn *c, const dp_batch *b, const dp_decision *d, const ch
         const char *p[5];
         for (int i = 0; i < 5; i++)
             p[i] = rd_pgarr_finish(&q[i]);
-        PGresult *r = PQexecParams(c, SQL_QUEUE, 5, NULL, p, NULL, NULL, 0);
+        PGresult *r = PQexecPrepared(c, "dp_queue", 5, p, NULL, NULL, 0);
         if (failed(c, r, PGRES_COMMAND_OK, "queue", err, errlen))
             ok = false;
         else
@@ -329,7 +349,7 @@ int dp_store_open_of(PGconn *c, const char *const *ids, int n, dp_open **out, ch
     for (int i = 0; i < n; i++)
         rd_pgarr_str(&a, ids[i]);
     const char *p[1] = {rd_pgarr_finish(&a)};
-    PGresult *r = PQexecParams(c, SQL_OPEN_OF, 1, NULL, p, NULL, NULL, 0);
+    PGresult *r = PQexecPrepared(c, "dp_open_of", 1, p, NULL, NULL, 0);
     rd_pgarr_free(&a);
     return openRows(c, r, out, err, errlen);
 }
