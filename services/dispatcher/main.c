@@ -720,8 +720,12 @@ static char **openKeys(dispatcher *d, size_t *n)
         snprintf(cursor, sizeof(cursor), "%s", r->element[0]->str);
         const redisReply *kv = r->element[1];
         for (size_t i = 0; i + 1 < kv->elements; i += 2) {
-            if (*n == cap && (v = realloc(v, (cap *= 2) * sizeof(*v))) == NULL)
-                abort();
+            if (*n == cap) {
+                char **nv = realloc(v, (cap *= 2) * sizeof(*v));
+                if (nv == NULL)
+                    abort();
+                v = nv;
+            }
             if ((v[(*n)++] = strdup(kv->element[i]->str)) == NULL)
                 abort();
         }
@@ -810,32 +814,39 @@ static void reconcile(dispatcher *d)
         freeReplyObject(r);
     }
     d->reconciles++;
+    /* presence, once loads are right (PostgreSQL is written first by redressctl, so what Redis
+     * lacks comes back); only then is Redis declared ready for assignments */
+    dp_presence *pres = NULL;
+    int np = dp_store_presence(d->db.conn, &pres, err, sizeof(err));
+    for (int i = 0; i < np; i++)
+        redisAppendCommand(d->rd, "HEXISTS " DP_KEY_PRES " %s", pres[i].agent);
+    bool *there = calloc((size_t)np + 1, sizeof(bool));
+    for (int i = 0; i < np; i++) {
+        redisReply *h = NULL;
+        if (redisGetReply(d->rd, (void **)&h) != REDIS_OK) {
+            free(pres);
+            free(there);
+            redisDrop(d, d->rd->errstr);
+            return;
+        }
+        there[i] = h->type == REDIS_REPLY_INTEGER && h->integer == 1;
+        freeReplyObject(h);
+    }
+    for (int i = 0; i < np; i++) {
+        bool online = strcmp(pres[i].status, "online") == 0 && pres[i].ttl_ms > 0;
+        if (!there[i] && (online || strcmp(pres[i].status, "away") == 0)) {
+            dp_presence_set(d->rd, pres[i].agent, online ? "online" : "away", pres[i].ttl_ms, err, sizeof(err));
+            fixes++;
+        }
+    }
+    free(pres);
+    free(there);
     r = redisCommand(d->rd, "SET " DP_KEY_READY " 1");
     if (r == NULL) {
         redisDrop(d, d->rd->errstr);
         return;
     }
     freeReplyObject(r);
-    /* presence last, once loads are right: PostgreSQL is written first by redressctl, so what
-     * Redis lacks comes back */
-    dp_presence *pres = NULL;
-    int np = dp_store_presence(d->db.conn, &pres, err, sizeof(err));
-    for (int i = 0; i < np; i++) {
-        redisReply *h = redisCommand(d->rd, "HEXISTS " DP_KEY_PRES " %s", pres[i].agent);
-        if (h == NULL) {
-            free(pres);
-            redisDrop(d, d->rd->errstr);
-            return;
-        }
-        bool there = h->type == REDIS_REPLY_INTEGER && h->integer == 1;
-        freeReplyObject(h);
-        bool online = strcmp(pres[i].status, "online") == 0 && pres[i].ttl_ms > 0;
-        if (!there && (online || strcmp(pres[i].status, "away") == 0)) {
-            dp_presence_set(d->rd, pres[i].agent, online ? "online" : "away", pres[i].ttl_ms, err, sizeof(err));
-            fixes++;
-        }
-    }
-    free(pres);
     rd_metric_inc(d->m.reconciles, 1);
     if (fixes + f1 + f2 + f3 > 0) {
         char npf[16], no[16], nx[16], nl[16], nr[16];
