@@ -199,7 +199,7 @@ enum { SKILL_BUSINESS_TYPES, SKILL_CATEGORIES, SKILL_LANGUAGES, SKILL_REGIONS, N
 static const char *const skill_keys[NSKILLS] = {"business_types", "categories", "languages", "regions"};
 
 typedef struct {
-    const char *id, *name, *team;
+    const char *id, *name, *team, *calendar; /* calendar: a business_calendars id, NULL = none */
     int capacity;
     json_t *skills[NSKILLS]; /* arrays of strings, borrowed from the document; NULL = empty */
     bool active;
@@ -508,7 +508,8 @@ static void parse_teams(org_file *o, json_t *arr)
 static void parse_agents(org_file *o, json_t *arr)
 {
     static const char *const keys[] = {"id",         "name",      "team",    "capacity", "business_types",
-                                       "categories", "languages", "regions", "active",   NULL};
+                                       "categories", "languages", "regions", "active",   "calendar",
+                                       NULL};
     char path[64];
 
     for (size_t i = 0; i < json_array_size(arr); i++) {
@@ -526,6 +527,7 @@ static void parse_agents(org_file *o, json_t *arr)
         for (int k = 0; k < NSKILLS; k++)
             a->skills[k] = get_skills(o, path, e, k);
         a->active = get_bool(o, path, e, "active", true);
+        a->calendar = get_id(o, path, e, "calendar", false, false);
         o->nactive += a->active;
     }
 }
@@ -921,12 +923,12 @@ static bool store_teams(PGconn *conn, const org_file *o, org_changes *ch, bool d
 
 static bool store_agents(PGconn *conn, const org_file *o, org_changes *ch)
 {
-    rd_pgarr a[5 + NSKILLS], skill;
-    const char *p[5 + NSKILLS];
+    rd_pgarr a[6 + NSKILLS], skill;
+    const char *p[6 + NSKILLS];
     bool ok;
 
     rd_pgarr_init(&skill);
-    for (int k = 0; k < 5 + NSKILLS; k++)
+    for (int k = 0; k < 6 + NSKILLS; k++)
         rd_pgarr_init(&a[k]);
     for (int i = 0; i < o->nagents; i++) {
         const org_agent *ag = &o->agents[i];
@@ -945,29 +947,31 @@ static bool store_agents(PGconn *conn, const org_file *o, org_changes *ch)
             }
             rd_pgarr_str(&a[5 + k], rd_pgarr_finish(&skill));
         }
+        arr_opt(&a[5 + NSKILLS], ag->calendar);
     }
-    for (int k = 0; k < 5 + NSKILLS; k++)
+    for (int k = 0; k < 6 + NSKILLS; k++)
         p[k] = rd_pgarr_finish(&a[k]);
     ok = org_upsert(conn,
                     "INSERT INTO agents AS a (id, team_id, name, capacity, active, business_types, categories,"
-                    " languages, regions)"
+                    " languages, regions, calendar_id)"
                     " SELECT u.id, u.team, u.name, u.cap, u.active, u.bt::text[], u.cat::text[], u.lang::text[],"
-                    " u.reg::text[]"
+                    " u.reg::text[], NULLIF(u.cal, '')"
                     " FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::boolean[], $6::text[],"
-                    " $7::text[], $8::text[], $9::text[]) AS u(id, team, name, cap, active, bt, cat, lang, reg)"
+                    " $7::text[], $8::text[], $9::text[], $10::text[])"
+                    " AS u(id, team, name, cap, active, bt, cat, lang, reg, cal)"
                     " ON CONFLICT (id) DO UPDATE SET team_id = EXCLUDED.team_id, name = EXCLUDED.name,"
                     " capacity = EXCLUDED.capacity, active = EXCLUDED.active,"
                     " business_types = EXCLUDED.business_types, categories = EXCLUDED.categories,"
-                    " languages = EXCLUDED.languages, regions = EXCLUDED.regions"
+                    " languages = EXCLUDED.languages, regions = EXCLUDED.regions, calendar_id = EXCLUDED.calendar_id"
                     " WHERE (a.team_id, a.name, a.capacity, a.active, a.business_types, a.categories, a.languages,"
-                    " a.regions) IS DISTINCT FROM (EXCLUDED.team_id, EXCLUDED.name, EXCLUDED.capacity,"
+                    " a.regions, a.calendar_id) IS DISTINCT FROM (EXCLUDED.team_id, EXCLUDED.name, EXCLUDED.capacity,"
                     " EXCLUDED.active, EXCLUDED.business_types, EXCLUDED.categories, EXCLUDED.languages,"
-                    " EXCLUDED.regions)"
+                    " EXCLUDED.regions, EXCLUDED.calendar_id)"
                     " RETURNING (xmax = 0)",
-                    9, p, &ch->agents) &&
+                    10, p, &ch->agents) &&
          org_count(conn, "UPDATE agents SET active = false WHERE active AND id <> ALL($1::text[])", 1, p,
                    &ch->deactivated);
-    for (int k = 0; k < 5 + NSKILLS; k++)
+    for (int k = 0; k < 6 + NSKILLS; k++)
         rd_pgarr_free(&a[k]);
     rd_pgarr_free(&skill);
     return ok;
@@ -1045,7 +1049,7 @@ static bool store_limits(PGconn *conn, const org_file *o, org_changes *ch)
     return ok;
 }
 
-static bool bt_known(const PGresult *res, const char *code)
+static bool column0_has(const PGresult *res, const char *code)
 {
     for (int i = 0; i < PQntuples(res); i++)
         if (strcmp(PQgetvalue(res, i, 0), code) == 0)
@@ -1065,22 +1069,41 @@ static bool check_business_types(PGconn *conn, const org_file *o)
         size_t j;
         json_t *e;
         json_array_foreach (o->agents[i].skills[SKILL_BUSINESS_TYPES], j, e) {
-            if (!bt_known(res, json_string_value(e)) && bad++ < ORG_ERRORS_SHOWN)
+            if (!column0_has(res, json_string_value(e)) && bad++ < ORG_ERRORS_SHOWN)
                 fprintf(stderr, "error: %s: agents[%d].business_types[%zu]: unknown business type '%s'\n", o->path, i,
                         j, json_string_value(e));
         }
     }
     for (int i = 0; i < o->nrules; i++)
-        if (o->rules[i].business_type != NULL && !bt_known(res, o->rules[i].business_type) && bad++ < ORG_ERRORS_SHOWN)
+        if (o->rules[i].business_type != NULL && !column0_has(res, o->rules[i].business_type) &&
+            bad++ < ORG_ERRORS_SHOWN)
             fprintf(stderr, "error: %s: routing[%d].business_type: unknown business type '%s'\n", o->path, i,
                     o->rules[i].business_type);
     for (int i = 0; i < o->nlimits; i++)
-        if (strcmp(o->limits[i].business_type, "*") != 0 && !bt_known(res, o->limits[i].business_type) &&
+        if (strcmp(o->limits[i].business_type, "*") != 0 && !column0_has(res, o->limits[i].business_type) &&
             bad++ < ORG_ERRORS_SHOWN)
             fprintf(stderr, "error: %s: accept_limits.%s: unknown business type\n", o->path,
                     o->limits[i].business_type);
     if (bad > 0)
         fprintf(stderr, "hint: the business types are the codes of taxonomy_business_types\n");
+    PQclear(res);
+    return bad == 0;
+}
+
+/* Calendars the agents name must have been loaded (redressctl calendar load). */
+static bool check_calendars(PGconn *conn, const org_file *o)
+{
+    PGresult *res = org_exec(conn, "SELECT id FROM business_calendars", 0, NULL);
+    int bad = 0;
+
+    if (res == NULL)
+        return false;
+    for (int i = 0; i < o->nagents; i++)
+        if (o->agents[i].calendar != NULL && !column0_has(res, o->agents[i].calendar) && bad++ < ORG_ERRORS_SHOWN)
+            fprintf(stderr, "error: %s: agents[%d].calendar: unknown calendar '%s'\n", o->path, i,
+                    o->agents[i].calendar);
+    if (bad > 0)
+        fprintf(stderr, "hint: load calendars first: redressctl calendar load FILE\n");
     PQclear(res);
     return bad == 0;
 }
@@ -1105,9 +1128,10 @@ static bool org_store(PGconn *conn, const org_file *o, org_changes *ch)
     if (!org_exec_ok(conn,
                      "LOCK TABLE departments, teams, agents, routing_rules, accept_limits IN SHARE ROW EXCLUSIVE MODE",
                      0, NULL) ||
-        !check_business_types(conn, o) || !store_teams(conn, o, ch, false) || !store_agents(conn, o, ch) ||
-        !store_rules(conn, o, ch) || !store_limits(conn, o, ch) || !store_teams(conn, o, ch, true) ||
-        !store_depts(conn, o, ch) || !org_exec_ok(conn, "SET CONSTRAINTS ALL IMMEDIATE", 0, NULL))
+        !check_business_types(conn, o) || !check_calendars(conn, o) || !store_teams(conn, o, ch, false) ||
+        !store_agents(conn, o, ch) || !store_rules(conn, o, ch) || !store_limits(conn, o, ch) ||
+        !store_teams(conn, o, ch, true) || !store_depts(conn, o, ch) ||
+        !org_exec_ok(conn, "SET CONSTRAINTS ALL IMMEDIATE", 0, NULL))
         return false;
     snprintf(payload, sizeof(payload), "%d", changes_total(ch));
     return org_exec_ok(conn, "SELECT pg_notify('redress_org', $1)", 1, p);

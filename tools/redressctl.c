@@ -92,6 +92,7 @@ static const char help_main[] =
     "  org           the organisation the dispatcher routes to: load FILE, check FILE, show\n"
     "  agent         agents' presence: online|away|offline AGENT, list\n"
     "  taxonomy      the category tree: load FILE.csv, show\n"
+    "  calendar      business calendars (working hours, holidays): load FILE, show\n"
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
@@ -2089,9 +2090,14 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"submit", cmd_submit, help_submit},       {"act", cmd_act, help_act}, {"ticket", cmd_ticket, help_ticket},
-    {"rules", cmd_rules, help_rules},          {"org", cmd_org, help_org}, {"agent", cmd_agent, help_agent},
+    {"submit", cmd_submit, help_submit},
+    {"act", cmd_act, help_act},
+    {"ticket", cmd_ticket, help_ticket},
+    {"rules", cmd_rules, help_rules},
+    {"org", cmd_org, help_org},
+    {"agent", cmd_agent, help_agent},
     {"taxonomy", cmd_taxonomy, help_taxonomy},
+    {"calendar", cmd_calendar, help_calendar},
 };
 
 static const command *find_command(const char *name)
@@ -2107,7 +2113,8 @@ static int unknown_command(const char *name)
     for (size_t i = 0; i < NCOLS(commands); i++)
         if (distance(name, commands[i].name) <= 2)
             return usage_error("", "unknown command '%s'; did you mean '%s'?", name, commands[i].name);
-    return usage_error("", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy)", name);
+    return usage_error(
+        "", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar)", name);
 }
 
 /* "help [COMMAND]" */
@@ -2155,7 +2162,7 @@ int main(int argc, char **argv)
     if (c == CLI_EXIT) {
         /* nothing */
     } else if (optind >= argc) {
-        rc = usage_error("", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy)");
+        rc = usage_error("", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar)");
     } else if (strcmp(argv[optind], "help") == 0) {
         rc = cmd_help(argc - optind, argv + optind);
     } else {

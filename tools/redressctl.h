@@ -65,9 +65,10 @@ int cli_next(cli *p, int *rc);
 PGconn *db_connect(const globals *g);
 
 /* Command families in their own files. */
-extern const char help_org[], help_agent[], help_taxonomy[];
+extern const char help_org[], help_agent[], help_taxonomy[], help_calendar[];
 int cmd_org(globals *g, int argc, char **argv);
 int cmd_agent(globals *g, int argc, char **argv);
 int cmd_taxonomy(globals *g, int argc, char **argv);
+int cmd_calendar(globals *g, int argc, char **argv);
 
 #endif

@@ -121,8 +121,13 @@ if [[ -x $ctl ]]; then
   fi
 fi
 
-# ---- demo organisation: departments, teams, agents and routing, unless one is loaded -----------
+# ---- demo organisation: calendars, departments, teams, agents and routing, unless loaded -------
 if [[ -x $ctl ]]; then
+  if [[ $(psql -Atq "$pg_dsn" -c "SELECT count(*) FROM business_calendars" 2>/dev/null || echo 0) == 0 ]]; then
+    "$ctl" --dsn "$pg_dsn" calendar load "$root/deploy/config/calendars.example.json" >&2 ||
+      die "could not load deploy/config/calendars.example.json"
+    say "loaded the example business calendars (redressctl calendar show)"
+  fi
   if [[ $(psql -Atq "$pg_dsn" -c "SELECT count(*) FROM teams" 2>/dev/null || echo 0) != 0 ]]; then
     say "an organisation is already loaded (redressctl org show)"
   else

@@ -31,6 +31,7 @@
 #include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
+#include "rd_calendar.h"
 #include "rd_redis.h"
 
 #define DP_KEY_LOAD  "{rd}:load"
@@ -66,6 +67,7 @@ typedef struct {
     char **business_types, **categories, **languages, **regions; /* NULL-terminated; empty = any */
     bool active;
     int team;
+    const rd_calendar *calendar; /* working hours (owned by the org); NULL = whenever online */
 } dp_agent;
 
 typedef struct {
@@ -90,6 +92,8 @@ typedef struct {
     int nrules;
     dp_limit *limits;
     int nlimits;
+    rd_calendar **calendars; /* every stored calendar, parsed */
+    int ncalendars;
     int centre_team; /* the dispatch centre's default team: where unroutable tickets go; -1 = none */
 } dp_org;
 
@@ -109,6 +113,7 @@ typedef struct {
     int64_t waiting_s; /* how long it has waited in the queue (0 when not queued) */
     char **excluded;   /* agents who missed accepting it (NULL-terminated, may be NULL) */
     bool transferred;  /* reached us by a transfer or return (the transfer acceptance limit) */
+    int64_t now_ms;    /* Unix ms, for agents' calendars; 0 = ignore calendars */
 } dp_ticket;
 
 /* The team a ticket goes to: the unit a transfer or return named (a team, or a department's
@@ -118,7 +123,8 @@ typedef struct {
 int dp_route(const dp_org *o, const dp_ticket *t, const char **why);
 
 /* Agents of team (and, when the ticket has waited overflow_after_s, of its overflow team) who
- * are active, have the skills the ticket needs and are not excluded, in team order. Returns how
+ * are active, have the skills the ticket needs, are within their calendar's working hours at
+ * t->now_ms (when both are set) and are not excluded, in team order. Returns how
  * many were written to out (at most max). */
 int dp_candidates(const dp_org *o, int team, const dp_ticket *t, int *out, int max);
 

@@ -393,8 +393,11 @@ static bool decide(dispatcher *d, const dp_batch *b, dp_decision *dec)
     if (cand == NULL || g == NULL || teamOf == NULL || ws == NULL)
         abort();
     int ng = 0;
+    int64_t now = rd_now_ms(); /* for agents' calendars */
     for (int i = 0; i < b->n; i++) {
-        int nc = routeOne(o, &b->v[i], &dec[i], &teamOf[i], cand);
+        dp_ticket t = b->v[i];
+        t.now_ms = now;
+        int nc = routeOne(o, &t, &dec[i], &teamOf[i], cand);
         if (nc == 0)
             continue;
         snprintf(ws[i], sizeof(ws[i]), "%d", dec[i].weight);

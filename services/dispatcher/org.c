@@ -104,25 +104,39 @@ static int deptIndex(const dp_org *o, const char *id)
 
 dp_org *dp_org_load(PGconn *c, char *err, int errlen)
 {
-    PGresult *r[5] = {0};
-    static const char *const sql[5] = {
+    PGresult *r[6] = {0};
+    static const char *const sql[6] = {
         "SELECT id, parent_id, name, dispatch_centre, default_team FROM departments ORDER BY id COLLATE \"C\"",
         "SELECT id, department_id, name, strategy, overflow_team, overflow_after_s, major_weight"
         "  FROM teams ORDER BY id COLLATE \"C\"",
         "SELECT id, team_id, name, capacity, array_to_json(business_types), array_to_json(categories),"
-        "       array_to_json(languages), array_to_json(regions), active FROM agents ORDER BY id COLLATE \"C\"",
+        "       array_to_json(languages), array_to_json(regions), active, calendar_id"
+        "  FROM agents ORDER BY id COLLATE \"C\"",
         "SELECT name, business_type, category_prefix, region_prefix, severity, channel, team_id"
         "  FROM routing_rules ORDER BY ord, name",
-        "SELECT business_type, seconds, transferred_s FROM accept_limits ORDER BY business_type"};
+        "SELECT business_type, seconds, transferred_s FROM accept_limits ORDER BY business_type",
+        "SELECT id, body::text FROM business_calendars ORDER BY id COLLATE \"C\""};
     dp_org *o = NULL;
     if (!rd_pg_command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", err, errlen))
         return NULL;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if ((r[i] = query(c, sql[i], err, errlen)) == NULL)
             goto done;
     o = calloc(1, sizeof(*o));
     if (o == NULL)
         abort();
+    o->ncalendars = PQntuples(r[5]);
+    o->calendars = calloc((size_t)o->ncalendars + 1, sizeof(*o->calendars));
+    for (int i = 0; i < o->ncalendars; i++) {
+        char cerr[256];
+        const char *body = PQgetvalue(r[5], i, 1);
+        o->calendars[i] = rd_calendar_parse(body, strlen(body), cerr, sizeof(cerr));
+        if (o->calendars[i] == NULL) {
+            snprintf(err, errlen, "calendar %s: %s", PQgetvalue(r[5], i, 0), cerr);
+            dp_org_free(&o);
+            goto done;
+        }
+    }
     o->ndepts = PQntuples(r[0]);
     o->depts = calloc((size_t)o->ndepts + 1, sizeof(*o->depts));
     for (int i = 0; i < o->ndepts; i++) {
@@ -163,6 +177,9 @@ dp_org *dp_org_load(PGconn *c, char *err, int errlen)
         a->regions = jsonStrings(PQgetvalue(r[2], i, 7));
         a->active = PQgetvalue(r[2], i, 8)[0] == 't';
         a->team = dp_org_team(o, a->team_id);
+        for (int k = 0; !PQgetisnull(r[2], i, 9) && k < o->ncalendars; k++)
+            if (strcmp(rd_calendar_id(o->calendars[k]), PQgetvalue(r[2], i, 9)) == 0)
+                a->calendar = o->calendars[k];
         if (a->active && a->team >= 0) {
             dp_team *t = &o->teams[a->team];
             t->agents[t->nagents++] = i;
@@ -199,7 +216,7 @@ dp_org *dp_org_load(PGconn *c, char *err, int errlen)
     if (o->centre_team < 0 && o->nteams > 0)
         o->centre_team = 0;
 done:
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         PQclear(r[i]);
     char ignored[256];
     rd_pg_command(c, o ? "COMMIT" : "ROLLBACK", ignored, sizeof(ignored));
@@ -245,6 +262,9 @@ void dp_org_free(dp_org **op)
     }
     for (int i = 0; i < o->nlimits; i++)
         free(o->limits[i].business_type);
+    for (int i = 0; i < o->ncalendars; i++)
+        rd_calendar_free(o->calendars[i]);
+    free(o->calendars);
     free(o->depts);
     free(o->teams);
     free(o->agents);

@@ -110,7 +110,8 @@ static int addTeam(const dp_org *o, int team, const dp_ticket *t, int *out, int 
     const dp_team *tm = &o->teams[team];
     for (int i = 0; i < tm->nagents && n < max; i++) {
         const dp_agent *a = &o->agents[tm->agents[i]];
-        if (a->active && a->capacity > 0 && dp_agent_skilled(a, t) && !excluded(t, a->id))
+        if (a->active && a->capacity > 0 && dp_agent_skilled(a, t) && !excluded(t, a->id) &&
+            (a->calendar == NULL || t->now_ms <= 0 || rd_calendar_is_working(a->calendar, t->now_ms)))
             out[n++] = tm->agents[i];
     }
     return n;

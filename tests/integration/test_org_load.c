@@ -236,6 +236,46 @@ static void test_modified_copy(void **state)
     assert_int_equal(count("SELECT count(*) FROM routing_rules"), 7);
 }
 
+/* Calendars: loaded and checked by redressctl calendar, named by agents in the org file. */
+static void test_calendars(void **state)
+{
+    static const char *const example = REDRESS_SOURCE_DIR "/deploy/config/calendars.example.json";
+    assert_int_equal(ctl("calendar load %s", example), 0);
+    int64_t n = count("SELECT count(*) FROM business_calendars");
+    assert_true(n >= 2);
+    /* loading it again changes nothing */
+    assert_int_equal(ctl("calendar load %s", example), 0);
+    assert_true(printed("out", "0 added, 0 changed"));
+    const char *id = "cn-mainland"; /* one of the example's */
+
+    json_t *doc = demo(); /* write_doc() releases it */
+    json_object_set_new(find(doc, "agents", "id", "a-013"), "calendar", json_string(id));
+    assert_int_equal(ctl("org load %s", write_doc(doc, "calendar.json")), 0);
+    char q[256];
+    snprintf(q, sizeof(q), "SELECT count(*) FROM agents WHERE id = 'a-013' AND calendar_id = '%s'", id);
+    assert_int_equal(count(q), 1);
+
+    /* an unknown calendar is refused and changes nothing */
+    char *before = fingerprint();
+    doc = demo();
+    json_object_set_new(find(doc, "agents", "id", "a-012"), "calendar", json_string("no-such-calendar"));
+    assert_int_equal(ctl("org load %s", write_doc(doc, "bad-calendar.json")), 1);
+    assert_true(printed("err", "agents[11].calendar: unknown calendar 'no-such-calendar'"));
+    char *after = fingerprint();
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+
+    /* a bad calendar file is refused whole */
+    const char *bad = REDRESS_SOURCE_DIR "/tests/fuzz/corpus/calendar/bad_interval.json";
+    assert_int_equal(ctl("calendar load %s", bad), 1);
+    assert_int_equal(count("SELECT count(*) FROM business_calendars"), n);
+
+    /* back to the demo file: a-013 follows no calendar again */
+    assert_int_equal(ctl("org load %s", DEMO), 0);
+    assert_int_equal(count("SELECT count(*) FROM agents WHERE calendar_id IS NOT NULL"), 0);
+}
+
 typedef struct {
     const char *name;  /* the case */
     const char *error; /* what stderr must say */
@@ -450,7 +490,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_demo),     cmocka_unit_test(test_reload_changes_nothing),
         cmocka_unit_test(test_modified_copy), cmocka_unit_test(test_bad_files),
-        cmocka_unit_test(test_presence),
+        cmocka_unit_test(test_presence),      cmocka_unit_test(test_calendars),
     };
 
     snprintf(dir, sizeof(dir), "%s", d != NULL ? d : "/tmp");

@@ -548,6 +548,40 @@ static void test_candidates_filters(void **state)
     assert_int_equal(dp_candidates(&org, NTEAMS, &t, out, 16), 0);
 }
 
+/* Agents with a calendar are candidates only in its working hours (when the ticket says when). */
+static void test_candidates_calendar(void **state)
+{
+    static const char day[] = "[\"09:00-12:00\", \"13:00-17:00\"]";
+    char json[1024], err[256];
+    snprintf(json, sizeof(json),
+             "{\"id\": \"office\", \"time_zone\": \"Asia/Shanghai\", \"week\": {\"mon\": %s, \"tue\": %s, "
+             "\"wed\": %s, \"thu\": %s, \"fri\": %s, \"sat\": [], \"sun\": []}, \"holidays\": [\"2026-10-01\"]}",
+             day, day, day, day, day);
+    rd_calendar *cal = rd_calendar_parse(json, strlen(json), err, sizeof(err));
+    if (cal == NULL)
+        fail_msg("calendar: %s", err);
+    agents[A_BILL1].calendar = cal; /* a-bill-4 keeps no calendar: whenever online */
+    int out[16];
+    dp_ticket t = mk();
+    /* Monday 2026-11-23 10:00 in Shanghai (02:00 UTC): working */
+    t.now_ms = rd_calendar_from_local(cal, 2026, 11, 23, 10, 0, 0);
+    assert_int_equal(dp_candidates(&org, T_BILL_A, &t, out, 16), 2);
+    /* 12:30, the lunch break; 20:00; Saturday; a holiday: a-bill-1 is not a candidate */
+    const int64_t off[] = {
+        rd_calendar_from_local(cal, 2026, 11, 23, 12, 30, 0), rd_calendar_from_local(cal, 2026, 11, 23, 20, 0, 0),
+        rd_calendar_from_local(cal, 2026, 11, 28, 10, 0, 0), rd_calendar_from_local(cal, 2026, 10, 1, 10, 0, 0)};
+    for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+        t.now_ms = off[i];
+        assert_int_equal(dp_candidates(&org, T_BILL_A, &t, out, 16), 1);
+        assert_int_equal(out[0], A_BILL4);
+    }
+    /* no time given: calendars are not consulted */
+    t.now_ms = 0;
+    assert_int_equal(dp_candidates(&org, T_BILL_A, &t, out, 16), 2);
+    agents[A_BILL1].calendar = NULL;
+    rd_calendar_free(cal);
+}
+
 static void test_candidates_overflow(void **state)
 {
     int out[16];
@@ -691,6 +725,7 @@ int main(void)
         cmocka_unit_test_setup(test_skilled_language_region, setup),
         cmocka_unit_test_setup(test_skilled_all_required, setup),
         cmocka_unit_test_setup(test_candidates_filters, setup),
+        cmocka_unit_test_setup(test_candidates_calendar, setup),
         cmocka_unit_test_setup(test_candidates_overflow, setup),
         cmocka_unit_test_setup(test_candidates_max, setup),
         cmocka_unit_test_setup(test_weight, setup),
