@@ -76,9 +76,10 @@ void rd_pglink_drop(rd_pglink *l, const char *why)
 {
     if (l->conn == NULL)
         return;
+    /* log first: why is often PQerrorMessage(l->conn), which PQfinish frees */
+    rd_log(RD_LOG_WARN, "lost PostgreSQL", "error", why, NULL);
     PQfinish(l->conn);
     l->conn = NULL;
-    rd_log(RD_LOG_WARN, "lost PostgreSQL", "error", why, NULL);
 }
 
 bool rd_pglink_ensure(rd_pglink *l, bool *fresh)

@@ -195,10 +195,11 @@ static void redisDrop(dispatcher *d, const char *why)
 {
     if (d->rd == NULL)
         return;
+    /* log first: why often points into the context (its errstr) */
+    rd_log(RD_LOG_WARN, "lost Redis", "error", why, NULL);
     redisFree(d->rd);
     d->rd = NULL;
     rd_metric_set(d->m.redis_up, 0);
-    rd_log(RD_LOG_WARN, "lost Redis", "error", why, NULL);
 }
 
 static bool redisEnsure(dispatcher *d)
