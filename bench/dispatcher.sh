@@ -39,13 +39,17 @@ Options (each also settable by the environment variable in brackets):
   --requests N         redis-benchmark requests per ceiling run            [BENCH_REQUESTS=200000]
   --clients C          redis-benchmark connections                         [BENCH_CLIENTS=50]
   --timeout S          give up when the tickets are not all assigned in S seconds [BENCH_TIMEOUT=600]
+  --path P             how the tickets reach the dispatchers              [BENCH_PATH=fast]
+                       redrive: they find them in PostgreSQL (their fallback path);
+                       fast: their ids arrive over the classifier's PUSH, as in the running
+                       system (bench/redress-dp-feed plays the classifier; re-drive is off)
   --keep               keep the temporary directory (logs, /metrics scrapes)
   -h, --help           this text
 
 Environment:
   REDRESS_BUILD_DIR     the build to benchmark (default ./build, relative to the repository)
   REDRESS_PG_FSYNC      on|off for the private PostgreSQL (default on: commits are durable)
-  REDRESS_DISPATCHER_*  any dispatcher setting, e.g. REDRESS_DISPATCHER_BATCH=64 (default 256);
+  REDRESS_DISPATCHER_*  any dispatcher setting, e.g. REDRESS_DISPATCHER_BATCH=32 (default 64);
                         the script itself sets the ports, REDRIVE_MIN_AGE_MS=0 and
                         REDRIVE_INTERVAL_MS=50 unless given
 
@@ -69,6 +73,7 @@ REPEAT=${BENCH_REPEAT:-1}
 REQUESTS=${BENCH_REQUESTS:-200000}
 CLIENTS=${BENCH_CLIENTS:-50}
 TIMEOUT=${BENCH_TIMEOUT:-600}
+FEEDPATH=${BENCH_PATH:-fast}
 KEEP=0
 need() { (($# >= 2)) || die "$1 needs a value (try --help)"; }
 while (($#)); do
@@ -82,6 +87,7 @@ while (($#)); do
     --requests) need "$@"; REQUESTS=$2; shift 2 ;;
     --clients) need "$@"; CLIENTS=$2; shift 2 ;;
     --timeout) need "$@"; TIMEOUT=$2; shift 2 ;;
+    --path) need "$@"; FEEDPATH=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) die "unknown argument '$1' (try --help)" ;;
@@ -100,7 +106,9 @@ BUILD=${REDRESS_BUILD_DIR:-build}
 [[ $BUILD == /* ]] || BUILD=$ROOT/$BUILD
 DISPATCHER=$BUILD/services/dispatcher/redress-dispatcher
 DUMP=$BUILD/bench/redress-dp-script-dump
-for b in "$DISPATCHER" "$DUMP"; do
+FEEDER=$BUILD/bench/redress-dp-feed
+[[ $FEEDPATH == redrive || $FEEDPATH == fast ]] || die "--path: redrive or fast, not '$FEEDPATH'"
+for b in "$DISPATCHER" "$DUMP" "$FEEDER"; do
   [[ -x $b ]] || die "$b is missing: build first (cmake -S $ROOT -B $BUILD -DCMAKE_BUILD_TYPE=RelWithDebInfo && cmake --build $BUILD -j\$(nproc)) or set REDRESS_BUILD_DIR"
 done
 for t in redis-server redis-cli redis-benchmark curl; do
@@ -119,6 +127,10 @@ stop_dispatchers() {
   local p
   for p in "${DPIDS[@]}"; do rd_stop_pid "$p" 20 || true; done
   DPIDS=()
+  if [[ -n ${FEEDPID:-} ]]; then
+    rd_stop_pid "$FEEDPID" 5 || true
+    FEEDPID=''
+  fi
 }
 cleanup() {
   local rc=$?
@@ -333,14 +345,19 @@ fdiv() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", (b > 0 ? a / b : 0) }';
 
 cpu_model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 read -r load1 _ </proc/loadavg
-BATCH=${REDRESS_DISPATCHER_BATCH:-256}
+BATCH=${REDRESS_DISPATCHER_BATCH:-64}
 hr "configuration"
 say "date         : $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 say "machine      : $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), kernel $(uname -r)"
 say "load average : $load1 at start$(awk -v l="$load1" 'BEGIN { if (l > 0.5) print "  (something else is running: expect noise)" }')"
 say "PostgreSQL   : $(sql 'SHOW server_version') in $WORK/pg; $(sql "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers')")"
 say "Redis        : $(redis-server --version | awk '{ print $3 }' | sed 's/^v=//') on port $REDIS_PORT (no persistence)"
-say "dispatcher   : $DISPATCHER x $PROCESSES processes, batch $BATCH, redrive_interval_ms ${REDRESS_DISPATCHER_REDRIVE_INTERVAL_MS:-50}, redrive_min_age_ms ${REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS:-0}, reconcile_interval_ms ${REDRESS_DISPATCHER_RECONCILE_INTERVAL_MS:-5000 (default)}"
+if [[ $FEEDPATH == fast ]]; then
+  say "path         : fast -- ticket ids over the classifier's PUSH (bench/redress-dp-feed), re-drive after ${REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS:-3600000} ms"
+else
+  say "path         : redrive -- the dispatchers find the tickets in PostgreSQL"
+fi
+say "dispatcher   : $DISPATCHER x $PROCESSES processes, batch $BATCH, redrive_interval_ms ${REDRESS_DISPATCHER_REDRIVE_INTERVAL_MS:-50}, redrive_min_age_ms ${REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS:-$([[ $FEEDPATH == fast ]] && echo 3600000 || echo 0)}, reconcile_interval_ms ${REDRESS_DISPATCHER_RECONCILE_INTERVAL_MS:-5000 (default)}"
 say "organisation : $TEAMS teams x $AGENTS agents = $NAGENTS agents, all online, capacity $CAPACITY each, least-loaded, one routing rule per team (region prefix)"
 say "tickets      : $TICKETS per repeat, state 'classified', spread evenly over the teams, 5% major (weight 2); $REPEAT repeat(s)"
 
@@ -359,13 +376,19 @@ start_dispatchers() { # REPEAT
   for ((i = 1; i <= PROCESSES; i++)); do
     k=$((5 * (i - 1)))
     HTTP_PORTS+=("${PORTS[k + 4]}")
-    # The classifier and events endpoints point at ports nobody listens on: re-drive does it all.
-    REDRESS_DISPATCHER_CLASSIFIER_ENDPOINT=tcp://127.0.0.1:${PORTS[k]} \
+    # redrive: the classifier and events endpoints point at ports nobody listens on, re-drive does
+    # it all; fast: every dispatcher connects to the feeder, and re-drive waits an hour.
+    local classifier=tcp://127.0.0.1:${PORTS[k]} min_age=${REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS:-0}
+    if [[ $FEEDPATH == fast ]]; then
+      classifier=tcp://127.0.0.1:$FEED_PORT
+      min_age=${REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS:-3600000}
+    fi
+    REDRESS_DISPATCHER_CLASSIFIER_ENDPOINT=$classifier \
       REDRESS_DISPATCHER_EVENTS_ENDPOINT=tcp://127.0.0.1:${PORTS[k + 1]} \
       REDRESS_DISPATCHER_PUSH_BIND=tcp://127.0.0.1:${PORTS[k + 2]} \
       REDRESS_DISPATCHER_PUB_BIND=tcp://127.0.0.1:${PORTS[k + 3]} \
       REDRESS_DISPATCHER_HTTP_PORT=${PORTS[k + 4]} \
-      REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS=${REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS:-0} \
+      REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS=$min_age \
       REDRESS_DISPATCHER_REDRIVE_INTERVAL_MS=${REDRESS_DISPATCHER_REDRIVE_INTERVAL_MS:-50} \
       "$DISPATCHER" 2>"$WORK/dispatcher-$1-$i.log" &
     DPIDS+=("$!")
@@ -394,7 +417,16 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
   c0='' c1=''
   cpu_snap c0
   t_launch=$EPOCHREALTIME
+  if [[ $FEEDPATH == fast ]]; then
+    FEED_PORT=$(rd_free_port)
+    sql "COPY (SELECT id FROM tickets WHERE state = 'classified' ORDER BY updated_at) TO STDOUT" >"$WORK/ids-$rep.txt"
+  fi
   start_dispatchers "$rep"
+  if [[ $FEEDPATH == fast ]]; then
+    # the dispatchers retry their connection every 100 ms: give them a second to find the feeder
+    "$FEEDER" --bind "tcp://127.0.0.1:$FEED_PORT" --wait-ms 1000 <"$WORK/ids-$rep.txt" 2>"$WORK/feed-$rep.log" &
+    FEEDPID=$!
+  fi
   t_first='' a_first=0 d_first=0 t_done=''
   deadline=$((${t_launch%.*} + TIMEOUT))
   while :; do
@@ -564,4 +596,4 @@ printf '  %-58s %10s  %s\n' "assignments/s committed after start-up, target >= 2
 printf '  %-58s %10s  %s\n' "assignments/s end-to-end incl. start-up, target >= 20000" "$ASSIGN" "$(verdict "$ASSIGN" '>=' 20000)"
 printf '  %-58s %10s  %s\n' "p99 decision latency (ms), target <= 5" "$P99" "$(verdict "$P99" '<=' 5)"
 printf '  %-58s %10s\n' "Redis ceiling decisions/s -P 1 / -P 16 / 16 per call" "${CEIL[1:1]} / ${CEIL[16:1]} / ${CEIL[1:16]}"
-say "RESULT assign_per_s=$ASSIGN steady_per_s=$STEADY decisions_per_s=$DEC p50_ms=$P50 p99_ms=$P99 redis_p1_per_s=${CEIL[1:1]} redis_p16_per_s=${CEIL[16:1]} redis_tpc16_per_s=${CEIL[1:16]} ratio_p1=$RATIO1 ratio_p16=$RATIO16 ratio_tpc16=$RATIOT tickets=$TICKETS agents=$NAGENTS teams=$TEAMS processes=$PROCESSES batch=$BATCH repeat=$REPEAT fsync=$FSYNC"
+say "RESULT assign_per_s=$ASSIGN steady_per_s=$STEADY decisions_per_s=$DEC p50_ms=$P50 p99_ms=$P99 redis_p1_per_s=${CEIL[1:1]} redis_p16_per_s=${CEIL[16:1]} redis_tpc16_per_s=${CEIL[1:16]} ratio_p1=$RATIO1 ratio_p16=$RATIO16 ratio_tpc16=$RATIOT tickets=$TICKETS agents=$NAGENTS teams=$TEAMS processes=$PROCESSES batch=$BATCH repeat=$REPEAT fsync=$FSYNC path=$FEEDPATH"

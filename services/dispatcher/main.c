@@ -87,7 +87,7 @@ static void usage(FILE *out)
                  "  dispatcher.events_endpoint          intake PUB endpoint(s) (actions)     [tcp://127.0.0.1:7403]\n"
                  "  dispatcher.push_bind                PUSH of assignments downstream       [tcp://127.0.0.1:7422]\n"
                  "  dispatcher.pub_bind                 PUB of every assignment              [tcp://127.0.0.1:7423]\n"
-                 "  dispatcher.batch                    tickets per transaction              [256]\n"
+                 "  dispatcher.batch                    tickets per transaction              [64]\n"
                  "  dispatcher.redrive_interval_ms      look for tickets whose notice was lost [2000]\n"
                  "  dispatcher.redrive_min_age_ms       leave younger tickets to the fast path [1000]\n"
                  "  dispatcher.queue_interval_ms        retry the queue at least this often  [250]\n"
@@ -108,7 +108,7 @@ static bool loadCfg(rd_config *f, cfg *c, char *err, int errlen)
     c->push_bind = rd_config_str(f, "dispatcher.push_bind", "tcp://127.0.0.1:7422");
     c->pub_bind = rd_config_str(f, "dispatcher.pub_bind", "tcp://127.0.0.1:7423");
     c->http_bind = rd_config_str(f, "dispatcher.http_bind", "127.0.0.1");
-    return rd_config_int(f, "dispatcher.batch", 256, 1, 10000, &c->batch, err, errlen) &&
+    return rd_config_int(f, "dispatcher.batch", 64, 1, 10000, &c->batch, err, errlen) &&
            rd_config_int(f, "dispatcher.redrive_interval_ms", 2000, 10, 3600000, &c->redrive_ms, err, errlen) &&
            rd_config_int(f, "dispatcher.redrive_min_age_ms", 1000, 0, 3600000, &c->min_age_ms, err, errlen) &&
            rd_config_int(f, "dispatcher.queue_interval_ms", 250, 10, 60000, &c->queue_ms, err, errlen) &&
