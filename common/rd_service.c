@@ -108,22 +108,18 @@ void *rd_service_socket(void *zctx, int type, const char *endpoints, bool bind, 
     return s;
 }
 
-char *rd_read_file(const char *path, size_t *len)
+char *rd_read_stream(FILE *f, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap);
     for (;;) {
         if (buf == NULL)
-            break;
+            return NULL;
         if (cap - n < 2) {
             char *nb = realloc(buf, cap *= 2);
             if (nb == NULL) {
                 free(buf);
-                buf = NULL;
-                break;
+                return NULL;
             }
             buf = nb;
         }
@@ -132,11 +128,22 @@ char *rd_read_file(const char *path, size_t *len)
         if (got == 0)
             break;
     }
-    fclose(f);
-    if (buf != NULL) {
-        buf[n] = '\0';
-        *len = n;
+    if (ferror(f)) {
+        free(buf);
+        return NULL;
     }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+char *rd_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    char *buf = rd_read_stream(f, len);
+    fclose(f);
     return buf;
 }
 

@@ -38,8 +38,10 @@ int rd_service_stopping(void);
  * high-water marks of hwm messages; NULL (logged) on failure. */
 void *rd_service_socket(void *zctx, int type, const char *endpoints, bool bind, int hwm);
 
-/* Reads a whole file; NULL when it cannot. Caller frees. NUL-terminated. */
+/* Reads a whole file (or what is left of a stream); NULL when it cannot (errno says why). Caller
+ * frees. NUL-terminated; *len excludes the NUL. */
 char *rd_read_file(const char *path, size_t *len);
+char *rd_read_stream(FILE *f, size_t *len);
 
 void rd_service_done(rd_service *s);
 

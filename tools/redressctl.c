@@ -38,6 +38,7 @@
 #include "rd_config.h"
 #include "rd_envelope.h"
 #include "rd_rules.h"
+#include "rd_service.h"
 #include "rd_time.h"
 #include "redressctl.h"
 
@@ -306,41 +307,14 @@ static void new_event_id(char out[37])
 /* Reads a whole file ('-' = standard input) into a NUL-terminated buffer. */
 char *read_all(const char *path, size_t *len, char *err, size_t errlen)
 {
+    errno = 0;
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    size_t cap = 0, n = 0;
-    char *buf = NULL;
+    char *buf = f != NULL ? rd_read_stream(f, len) : NULL;
 
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    for (;;) {
-        if (cap - n < 4096) {
-            char *b = realloc(buf, cap = cap ? cap * 2 : 65536);
-            if (b == NULL) {
-                free(buf);
-                buf = NULL;
-                snprintf(err, errlen, "%s: out of memory", path);
-                break;
-            }
-            buf = b;
-        }
-        size_t got = fread(buf + n, 1, cap - n - 1, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    if (buf != NULL && ferror(f)) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        free(buf);
-        buf = NULL;
-    }
-    if (f != stdin)
+    if (buf == NULL)
+        snprintf(err, errlen, "%s: %s", path, errno ? strerror(errno) : "out of memory");
+    if (f != NULL && f != stdin)
         fclose(f);
-    if (buf != NULL) {
-        buf[n] = '\0';
-        *len = n;
-    }
     return buf;
 }
 

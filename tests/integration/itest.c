@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -376,4 +377,34 @@ Redress__V1__Reply *itest_call_frames(const char *endpoint, const void **frames,
     zmq_close(s);
     zmq_ctx_term(ctx);
     return r;
+}
+
+int itest_ctl(const char *dir, const char *fmt, ...)
+{
+    char args[2048], line[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof(args), fmt, ap);
+    va_end(ap);
+    snprintf(line, sizeof(line), "%s %s >%s/out.txt 2>%s/err.txt", REDRESS_REDRESSCTL_BIN, args, dir, dir);
+    int rc = itest_run(line);
+    snprintf(line, sizeof(line), "echo '--- redressctl %.1000s: %d'; head -c 3000 %s/out.txt; cat %s/err.txt", args, rc,
+             dir, dir);
+    itest_run(line);
+    return rc;
+}
+
+bool itest_ctl_printed(const char *dir, const char *which, const char *needle)
+{
+    char path[600];
+    static char buf[1 << 20];
+    snprintf(path, sizeof(path), "%s/%s.txt", dir, which);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
 }

@@ -37,6 +37,11 @@ pid_t itest_spawn(const char *bin, const char *extra_env, const char *log_path);
 void itest_reap(pid_t *pid, int sig); /* signal, wait, forget */
 /* Runs a command line through /bin/sh and returns its exit status (stdout/stderr to the log). */
 int itest_run(const char *cmdline);
+/* Runs redressctl (REDRESS_REDRESSCTL_BIN) with args (a shell fragment), its stdout and stderr
+ * kept in dir/out.txt and dir/err.txt and echoed to the test log; returns its exit status. */
+int itest_ctl(const char *dir, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether the last itest_ctl() in dir printed needle on stdout (which "out") or stderr ("err"). */
+bool itest_ctl_printed(const char *dir, const char *which, const char *needle);
 /* Polls a count query until it returns want (true) or timeout_ms passes (false). */
 bool itest_wait_count(PGconn *c, const char *sql, int64_t want, int timeout_ms);
 

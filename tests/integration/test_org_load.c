@@ -26,63 +26,15 @@
 static PGconn *pg;
 static char dir[512];
 
-/* itest_db_fingerprint does not cover the organisation: these tables too. */
+/* every table of every migration (organisation, presence and calendars included) */
 static char *fingerprint(void)
 {
-    static const char *const tables[] = {"departments",   "teams",         "agents",
-                                         "routing_rules", "accept_limits", "agent_presence"};
-    char *base = itest_db_fingerprint(pg);
-    size_t cap = strlen(base) + 4096, len = strlen(base);
-    char *out = realloc(base, cap);
-
-    assert_non_null(out);
-    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-        char sql[256];
-        snprintf(sql, sizeof(sql),
-                 "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)), '') FROM %s t",
-                 tables[i]);
-        PGresult *r = PQexec(pg, sql);
-        const char *v = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : "error";
-        len += (size_t)snprintf(out + len, cap - len, "%s=%s;", tables[i], v);
-        PQclear(r);
-    }
-    return out;
+    return itest_db_fingerprint(pg);
 }
 
-/* Runs redressctl with args (a shell fragment); stdout and stderr go to out.txt / err.txt. */
-static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int ctl(const char *fmt, ...)
-{
-    char args[2048], line[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(line, sizeof(line), "%s %s >%s/out.txt 2>%s/err.txt", REDRESS_REDRESSCTL_BIN, args, dir, dir);
-    int rc = itest_run(line);
-    snprintf(line, sizeof(line), "echo '--- redressctl %.1000s: %d'; cat %s/out.txt %s/err.txt", args, rc, dir, dir);
-    itest_run(line);
-    return rc;
-}
-
-/* Whether the last ctl() printed needle on stdout (out) or stderr (err). */
-static bool printed(const char *which, const char *needle)
-{
-    char path[600], buf[65536];
-    size_t n;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s.txt", dir, which);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return false;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
+/* redressctl with args, output kept in dir (itest_ctl) */
+#define ctl(...)               itest_ctl(dir, __VA_ARGS__)
+#define printed(which, needle) itest_ctl_printed(dir, which, needle)
 
 static int64_t count(const char *sql)
 {

@@ -36,42 +36,9 @@ static bool have_teddy(void)
     return false;
 }
 
-/* Runs redressctl with args (a shell fragment); stdout and stderr go to out.txt / err.txt. */
-static int ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int ctl(const char *fmt, ...)
-{
-    char args[2048], line[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof(args), fmt, ap);
-    va_end(ap);
-    snprintf(line, sizeof(line), "%s %s >%s/out.txt 2>%s/err.txt", REDRESS_REDRESSCTL_BIN, args, dir, dir);
-    int rc = itest_run(line);
-    snprintf(line, sizeof(line), "echo '--- redressctl %.1000s: %d'; head -c 3000 %s/out.txt; cat %s/err.txt", args, rc,
-             dir, dir);
-    itest_run(line);
-    return rc;
-}
-
-/* Whether the last ctl() printed needle on stdout (out) or stderr (err). */
-static bool printed(const char *which, const char *needle)
-{
-    char path[600];
-    static char buf[1 << 20];
-    size_t n;
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s.txt", dir, which);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        return false;
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
+/* redressctl with args, output kept in dir (itest_ctl) */
+#define ctl(...)               itest_ctl(dir, __VA_ARGS__)
+#define printed(which, needle) itest_ctl_printed(dir, which, needle)
 
 static int64_t count(const char *sql)
 {
