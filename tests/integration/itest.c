@@ -269,7 +269,14 @@ char *itest_db_fingerprint(PGconn *c)
                                          "routing_rules",
                                          "accept_limits",
                                          "ticket_assignments",
-                                         "dispatch_queue"};
+                                         "dispatch_queue",
+                                         "business_calendars",
+                                         "sla_policies",
+                                         "sla_escalation_levels",
+                                         "sla_clocks",
+                                         "sla_events",
+                                         "sla_escalations",
+                                         "sla_queue"};
     size_t cap = 4096, len = 0;
     char *out = calloc(1, cap);
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
