@@ -1397,6 +1397,30 @@ static const show_col assignment_cols[] = {
     {"outcome", "a.outcome", 's'},
 };
 
+/* SLA clocks (redress-escalation) and what they escalated. */
+static const show_col clock_cols[] = {
+    {"clock", "c.clock", 's'},
+    {"cycle", "c.cycle", 'i'},
+    {"policy", "c.policy_id", 's'},
+    {"state", "c.state", 's'},
+    {"outcome", "c.outcome", 's'},
+    {"started_at", TS("c.started_at"), 's'},
+    {"due_at", TS("c.due_at"), 's'},
+    {"breached_at", TS("c.breached_at"), 's'},
+    {"stopped_at", TS("c.stopped_at"), 's'},
+    {"calendar", "c.calendar_id", 's'},
+};
+
+static const show_col escalation_cols[] = {
+    {"clock", "e.clock", 's'},
+    {"level", "e.level", 'i'},
+    {"role", "e.role", 's'},
+    {"target_unit", "e.target_unit", 's'},
+    {"action", "e.action", 's'},
+    {"at", TS("e.at"), 's'},
+    {"acknowledged_at", TS("e.acknowledged_at"), 's'},
+};
+
 static const show_col queue_cols[] = {
     {"team", "q.team_id", 's'},
     {"enqueued_at", TS("q.enqueued_at"), 's'},
@@ -1542,7 +1566,7 @@ static void print_history(const PGresult *h)
 }
 
 typedef struct {
-    PGresult *t, *cust, *att, *h, *cls, *asg, *q;
+    PGresult *t, *cust, *att, *h, *cls, *asg, *q, *clk, *esc;
 } ticket_rows;
 
 static int ticket_show_text(const ticket_rows *x)
@@ -1571,6 +1595,33 @@ static int ticket_show_text(const ticket_rows *x)
             putchar('\n');
         }
     }
+    if (PQntuples(x->clk) > 0) {
+        printf("\nSLA clocks (%d)\n", PQntuples(x->clk));
+        for (int r = 0; r < PQntuples(x->clk); r++) {
+            const PGresult *k = x->clk;
+            printf("  %s #%s (%s): %s", PQgetvalue(k, r, 0), PQgetvalue(k, r, 1), PQgetvalue(k, r, 2),
+                   PQgetvalue(k, r, 3));
+            if (!PQgetisnull(k, r, 4))
+                printf(" %s", PQgetvalue(k, r, 4));
+            printf(", started %s", PQgetvalue(k, r, 5));
+            if (!PQgetisnull(k, r, 6))
+                printf(", due %s", PQgetvalue(k, r, 6));
+            if (!PQgetisnull(k, r, 7))
+                printf(", BREACHED %s", PQgetvalue(k, r, 7));
+            if (!PQgetisnull(k, r, 8))
+                printf(", stopped %s", PQgetvalue(k, r, 8));
+            printf(PQgetisnull(k, r, 9) ? " [calendar time]\n" : " [business time: %s]\n", PQgetvalue(k, r, 9));
+        }
+    }
+    if (PQntuples(x->esc) > 0) {
+        printf("\nescalations (%d)\n", PQntuples(x->esc));
+        for (int r = 0; r < PQntuples(x->esc); r++) {
+            const PGresult *e = x->esc;
+            printf("  %s level %s -> %s%s%s (%s) at %s%s%s\n", PQgetvalue(e, r, 0), PQgetvalue(e, r, 1),
+                   PQgetvalue(e, r, 2), PQgetvalue(e, r, 3)[0] ? " of " : "", PQgetvalue(e, r, 3), PQgetvalue(e, r, 4),
+                   PQgetvalue(e, r, 5), PQgetisnull(e, r, 6) ? "" : ", acknowledged ", PQgetvalue(e, r, 6));
+        }
+    }
     if (cust != NULL && PQntuples(cust) == 1) {
         printf("\ncustomer\n");
         print_fields(cust, 0, customer_cols, 0, NCOLS(customer_cols), "  ");
@@ -1596,6 +1647,8 @@ static int ticket_show_json(const ticket_rows *x)
     json_object_set_new(o, "queued",
                         PQntuples(x->q) == 1 ? row_json(x->q, 0, queue_cols, NCOLS(queue_cols)) : json_null());
     json_object_set_new(o, "assignments", rows_json(x->asg, assignment_cols, NCOLS(assignment_cols)));
+    json_object_set_new(o, "sla_clocks", rows_json(x->clk, clock_cols, NCOLS(clock_cols)));
+    json_object_set_new(o, "escalations", rows_json(x->esc, escalation_cols, NCOLS(escalation_cols)));
 
     if (cust != NULL)
         json_object_set_new(
@@ -1632,8 +1685,12 @@ static int ticket_show(const globals *g, const char *id, bool as_json, bool with
         x.asg = db_select(conn, assignment_cols, NCOLS(assignment_cols),
                           "FROM ticket_assignments a WHERE a.ticket_id = $1::uuid ORDER BY a.id", id);
         x.q = db_select(conn, queue_cols, NCOLS(queue_cols), "FROM dispatch_queue q WHERE q.ticket_id = $1::uuid", id);
-        if (x.att != NULL && x.h != NULL && x.cls != NULL && x.asg != NULL && x.q != NULL &&
-            (x.cust != NULL || !with_customer))
+        x.clk = db_select(conn, clock_cols, NCOLS(clock_cols),
+                          "FROM sla_clocks c WHERE c.ticket_id = $1::uuid ORDER BY c.id", id);
+        x.esc = db_select(conn, escalation_cols, NCOLS(escalation_cols),
+                          "FROM sla_escalations e WHERE e.ticket_id = $1::uuid ORDER BY e.id", id);
+        if (x.att != NULL && x.h != NULL && x.cls != NULL && x.asg != NULL && x.q != NULL && x.clk != NULL &&
+            x.esc != NULL && (x.cust != NULL || !with_customer))
             rc = as_json ? ticket_show_json(&x) : ticket_show_text(&x);
     }
     PQclear(x.t);
@@ -1643,6 +1700,8 @@ static int ticket_show(const globals *g, const char *id, bool as_json, bool with
     PQclear(x.cls);
     PQclear(x.asg);
     PQclear(x.q);
+    PQclear(x.clk);
+    PQclear(x.esc);
     PQfinish(conn);
     return rc;
 }

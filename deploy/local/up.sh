@@ -193,7 +193,7 @@ for name in "${services[@]}"; do
 
   port=$(ini_get "$name" http_port)
   if [[ -z $port ]]; then
-    case $name in intake) port=9401 ;; classifier) port=9402 ;; dispatcher) port=9403 ;; esac
+    case $name in intake) port=9401 ;; classifier) port=9402 ;; dispatcher) port=9403 ;; escalation) port=9404 ;; esac
   fi
   host=$(ini_get "$name" http_bind)
   host=${host:-127.0.0.1}

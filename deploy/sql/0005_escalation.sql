@@ -108,6 +108,7 @@ CREATE TABLE sla_clocks (
     stage_at      bigint[] NOT NULL,
     next_stage    smallint NOT NULL DEFAULT 0,
     next_fire_at  timestamptz,
+    by_transfer   boolean NOT NULL DEFAULT false,        -- accept clocks armed by a transfer
     armed_at      timestamptz NOT NULL,
     stopped_at    timestamptz,
     UNIQUE (ticket_id, clock, cycle),

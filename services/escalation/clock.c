@@ -176,8 +176,8 @@ bool esc_arm(const esc_policy *p, esc_kind kind, int cycle, int64_t start_ms, es
     memset(out, 0, sizeof(*out));
     const rd_calendar *cal = p->unit == ESC_UNIT_MINUTES ? NULL : p->cal;
     int64_t target = offsetOf(p, cal, start_ms, p->target);
-    if (target == ESC_NONE || target < 0)
-        return false;
+    if (target == ESC_NONE || target < 0 || addBusiness(cal, start_ms, target) == ESC_NONE)
+        return false; /* no working time ahead: nothing can be promised */
     out->kind = kind;
     out->cycle = cycle;
     snprintf(out->policy_id, sizeof(out->policy_id), "%s", p->id);
@@ -395,14 +395,6 @@ static void stopKind(esc_ticket *t, esc_kind k, int64_t at, bool met, recbuf *b)
     }
 }
 
-static const esc_policy *policyById(const esc_policy *pol, int npol, const char *id)
-{
-    for (int i = 0; i < npol; i++)
-        if (strcmp(pol[i].id, id) == 0)
-            return &pol[i];
-    return NULL;
-}
-
 int esc_apply(esc_ticket *t, const esc_event *ev, const esc_policy *pol, int npol, esc_record *rec, int cap)
 {
     recbuf b = {rec, 0, cap, false};
@@ -417,8 +409,7 @@ int esc_apply(esc_ticket *t, const esc_event *ev, const esc_policy *pol, int npo
             ok = arm(t, ESC_RESOLUTION, ev->received_ms, ev->at_ms, &f, pol, npol, &b);
     } else if (strcmp(k, "assign") == 0) {
         int a = live(t, ESC_ACCEPT);
-        const esc_policy *p = a >= 0 ? policyById(pol, npol, t->v[a].policy_id) : NULL;
-        if (a < 0 || p == NULL || p->transferred != 1) {
+        if (a < 0 || !t->v[a].by_transfer) {
             stopKind(t, ESC_ACCEPT, ev->at_ms, false, &b);
             f.transferred = false;
             ok = arm(t, ESC_ACCEPT, ev->at_ms, ev->at_ms, &f, pol, npol, &b);
@@ -426,7 +417,10 @@ int esc_apply(esc_ticket *t, const esc_event *ev, const esc_policy *pol, int npo
     } else if (strcmp(k, "transfer") == 0) {
         stopKind(t, ESC_ACCEPT, ev->at_ms, false, &b);
         f.transferred = true;
+        int before = t->n;
         ok = arm(t, ESC_ACCEPT, ev->at_ms, ev->at_ms, &f, pol, npol, &b);
+        if (ok && t->n > before)
+            t->v[t->n - 1].by_transfer = true;
     } else if (strcmp(k, "accept") == 0) {
         stopKind(t, ESC_ACCEPT, ev->at_ms, true, &b);
     } else if (strcmp(k, "reply") == 0) {

@@ -96,6 +96,7 @@ typedef struct {
     int64_t stage_at[ESC_MAX_STAGES]; /* business ms from start, non-decreasing */
     int next_stage;
     int64_t stopped_ms; /* ESC_NONE unless stopped */
+    bool by_transfer;   /* accept clocks: armed by a transfer (an assignment that follows keeps it) */
 } esc_clock;
 
 /* Arms a clock from a policy at start_ms (the stages are the policy's warnings, breach and levels

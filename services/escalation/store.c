@@ -171,28 +171,24 @@ fail:
 
 /* ---- statements ------------------------------------------------------------------------------- */
 
-#define CLOCK_COLS                                                                                                     \
-    "c.id, c.ticket_id, c.clock, c.cycle, c.policy_id, COALESCE(c.calendar_id, ''), c.target_ms, " MS(                 \
-        "c.started_at") ", COALESCE(" MS("c.running_since") ", -1), c.elapsed_ms, c.state, COALESCE(c.outcome, ''), "  \
-                                                            "COALESCE(" MS(                                            \
-                                                                "c.breached_at") ", -1), "                             \
-                                                                                 "array_to_string(c.stage_code, "      \
-                                                                                 "','), "                              \
-                                                                                 "array_to_string(c.stage_at, ','), "  \
-                                                                                 "c.next_stage, COALESCE(" MS(         \
-                                                                                     "c.stopped_at") ", -1)"
-#define NCLOCK_COLS 17
+/* clang-format off */
+#define CLOCK_COLS                                                                                       \
+    "c.id, c.ticket_id, c.clock, c.cycle, c.policy_id, COALESCE(c.calendar_id, ''), c.target_ms,"        \
+    " " MS("c.started_at") ", COALESCE(" MS("c.running_since") ", -1), c.elapsed_ms, c.state,"           \
+    " COALESCE(c.outcome, ''), COALESCE(" MS("c.breached_at") ", -1),"                                   \
+    " array_to_string(c.stage_code, ','), array_to_string(c.stage_at, ','), c.next_stage,"               \
+    " COALESCE(" MS("c.stopped_at") ", -1), c.by_transfer"
+#define NCLOCK_COLS 18
 
 static const char *const SQL_TAKE =
     "WITH q AS (DELETE FROM sla_queue WHERE seq IN (SELECT seq FROM sla_queue ORDER BY seq LIMIT $1) RETURNING seq)"
-    " SELECT h.seq, h.ticket_id, h.kind, COALESCE(h.from_state, ''), h.reason, " MS(
-        "h.at") ","
-                "        COALESCE(t.business_type, ''), COALESCE(t.severity, ''), t.channel, t.vip, " MS(
-                    "t.created_at") "   FROM q JOIN ticket_history h ON h.seq = q.seq JOIN tickets t ON t.id = "
-                                    "h.ticket_id ORDER BY h.seq";
+    " SELECT h.seq, h.ticket_id, h.kind, COALESCE(h.from_state, ''), h.reason, " MS("h.at") ","
+    "        COALESCE(t.business_type, ''), COALESCE(t.severity, ''), t.channel, t.vip, " MS("t.created_at")
+    "   FROM q JOIN ticket_history h ON h.seq = q.seq JOIN tickets t ON t.id = h.ticket_id ORDER BY h.seq";
 
-static const char *const SQL_CLOCKS_OF = "SELECT " CLOCK_COLS " FROM sla_clocks c"
-                                         " WHERE c.ticket_id = ANY($1::uuid[]) ORDER BY c.ticket_id, c.id FOR UPDATE";
+static const char *const SQL_CLOCKS_OF =
+    "SELECT " CLOCK_COLS " FROM sla_clocks c"
+    " WHERE c.ticket_id = ANY($1::uuid[]) ORDER BY c.ticket_id, c.id FOR UPDATE";
 
 static const char *const SQL_CLOCKS_FIRE =
     "SELECT " CLOCK_COLS ", COALESCE(t.owner_team, ''), COALESCE(t.accountable_unit, t.owner_unit, '')"
@@ -202,33 +198,28 @@ static const char *const SQL_CLOCKS_FIRE =
 static const char *const SQL_IDS =
     "SELECT nextval(pg_get_serial_sequence('sla_clocks', 'id')) FROM generate_series(1, $1)";
 
+/* ms since the epoch -> timestamptz; negative = NULL */
 #define TS(x) "CASE WHEN " x " < 0 THEN NULL ELSE to_timestamp(" x " / 1000.0) END"
 
 static const char *const SQL_PUT =
-    "INSERT INTO sla_clocks (id, ticket_id, clock, cycle, policy_id, calendar_id, target_ms, started_at, running_since,"
-    "                        elapsed_ms, state, outcome, due_at, breached_at, stage_code, stage_at, next_stage,"
-    "                        next_fire_at, armed_at, stopped_at)"
-    " SELECT x.id, x.tk, x.clock, x.cycle, x.pol, NULLIF(x.cal, ''), x.target, to_timestamp(x.started / 1000.0), " TS(
-        "x.since") ","
-                   "        x.elapsed, x.state, NULLIF(x.outcome, ''), " TS("x.due") ", " TS(
-                       "x.breached") ", x.sc::smallint[], x.sa::bigint[],"
-                                     "        x.next, " TS("x.fire") ", to_timestamp($19::bigint / 1000.0), " TS(
-                                         "x.stopped") "   FROM unnest($1::bigint[], $2::uuid[], $3::text[], "
-                                                      "$4::int[], $5::text[], $6::text[], $7::bigint[], "
-                                                      "$8::bigint[],"
-                                                      "               $9::bigint[], $10::bigint[], $11::text[], "
-                                                      "$12::text[], $13::bigint[], $14::bigint[], $15::text[],"
-                                                      "               $16::text[], $17::int[], $18::bigint[], "
-                                                      "$20::bigint[])"
-                                                      "        AS x(id, tk, clock, cycle, pol, cal, target, started, "
-                                                      "since, elapsed, state, outcome, due, breached, sc, sa,"
-                                                      "             next, fire, stopped)"
-                                                      " ON CONFLICT (id) DO UPDATE SET running_since = "
-                                                      "EXCLUDED.running_since, elapsed_ms = EXCLUDED.elapsed_ms,"
-                                                      "   state = EXCLUDED.state, outcome = EXCLUDED.outcome, due_at = "
-                                                      "EXCLUDED.due_at, breached_at = EXCLUDED.breached_at,"
-                                                      "   next_stage = EXCLUDED.next_stage, next_fire_at = "
-                                                      "EXCLUDED.next_fire_at, stopped_at = EXCLUDED.stopped_at";
+    "INSERT INTO sla_clocks (id, ticket_id, clock, cycle, policy_id, calendar_id, target_ms, started_at,"
+    "                        running_since, elapsed_ms, state, outcome, due_at, breached_at, stage_code,"
+    "                        stage_at, next_stage, next_fire_at, armed_at, stopped_at, by_transfer)"
+    " SELECT x.id, x.tk, x.clock, x.cycle, x.pol, NULLIF(x.cal, ''), x.target, to_timestamp(x.started / 1000.0),"
+    "        " TS("x.since") ", x.elapsed, x.state, NULLIF(x.outcome, ''), " TS("x.due") ", " TS("x.breached") ","
+    "        x.sc::smallint[], x.sa::bigint[], x.next, " TS("x.fire") ", to_timestamp($19::bigint / 1000.0),"
+    "        " TS("x.stopped") ", x.bt"
+    "   FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[], $5::text[], $6::text[], $7::bigint[],"
+    "               $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],"
+    "               $14::bigint[], $15::text[], $16::text[], $17::int[], $18::bigint[], $20::bigint[],"
+    "               $21::boolean[])"
+    "        AS x(id, tk, clock, cycle, pol, cal, target, started, since, elapsed, state, outcome, due, breached,"
+    "             sc, sa, next, fire, stopped, bt)"
+    " ON CONFLICT (id) DO UPDATE SET running_since = EXCLUDED.running_since, elapsed_ms = EXCLUDED.elapsed_ms,"
+    "   state = EXCLUDED.state, outcome = EXCLUDED.outcome, due_at = EXCLUDED.due_at,"
+    "   breached_at = EXCLUDED.breached_at, next_stage = EXCLUDED.next_stage,"
+    "   next_fire_at = EXCLUDED.next_fire_at, stopped_at = EXCLUDED.stopped_at";
+/* clang-format on */
 
 static const char *const SQL_EVENTS =
     "INSERT INTO sla_events (clock_id, ticket_id, clock, kind, level, at, detail)"
@@ -367,6 +358,7 @@ static void rowClock(const es_catalog *cat, PGresult *r, int i, esc_clock *c, ch
     c->next_stage = atoi(PQgetvalue(r, i, 15));
     int64_t sp = strtoll(PQgetvalue(r, i, 16), NULL, 10);
     c->stopped_ms = sp < 0 ? ESC_NONE : sp;
+    c->by_transfer = strcmp(PQgetvalue(r, i, 17), "t") == 0;
     if (c->state == ESC_RUNNING && c->running_since_ms == ESC_NONE)
         c->state = ESC_PAUSED; /* cannot happen (CHECKed by construction); be safe */
 }
@@ -374,7 +366,7 @@ static void rowClock(const es_catalog *cat, PGresult *r, int i, esc_clock *c, ch
 typedef struct {
     rd_pgarr a[20];
     int n;
-} putBuf;
+} putBuf; /* a[0..17] = $1..$18, a[18] = $20, a[19] = $21 */
 
 static void putInit(putBuf *b)
 {
@@ -431,6 +423,7 @@ static void putClock(putBuf *b, const esc_clock *c, const char *ticket, const es
     rd_pgarr_int(&b->a[16], c->next_stage);
     rd_pgarr_int(&b->a[17], orNeg(esc_next_fire(c)));
     rd_pgarr_int(&b->a[18], orNeg(c->stopped_ms));
+    rd_pgarr_bool(&b->a[19], c->by_transfer);
     b->n++;
 }
 
@@ -440,12 +433,13 @@ static bool putRun(PGconn *c, putBuf *b, int64_t now_ms, char *err, int errlen)
         return true;
     char now[24];
     snprintf(now, sizeof(now), "%lld", (long long)now_ms);
-    const char *p[20];
+    const char *p[21];
     for (int i = 0; i < 18; i++)
         p[i] = rd_pgarr_finish(&b->a[i]);
     p[18] = now;
     p[19] = rd_pgarr_finish(&b->a[18]);
-    PGresult *r = PQexecPrepared(c, "es_put", 20, p, NULL, NULL, 0);
+    p[20] = rd_pgarr_finish(&b->a[19]);
+    PGresult *r = PQexecPrepared(c, "es_put", 21, p, NULL, NULL, 0);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     if (!ok)
         snprintf(err, errlen, "sla_clocks: %s", PQerrorMessage(c));

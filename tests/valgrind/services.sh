@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# tests/valgrind/services.sh BUILD_DIR: intake, classifier and dispatcher under valgrind (memcheck,
-# full leak check) through a short life: 30 tickets in English and Chinese, classification,
-# assignment, actions (accept, resolve, transfer, return), a Redis FLUSHALL and the rebuild after
-# it, then SIGTERM. Fails on any memcheck error or definitely/indirectly lost block.
+# tests/valgrind/services.sh BUILD_DIR: intake, classifier, dispatcher and escalation under valgrind
+# (memcheck, full leak check) through a short life: 30 tickets in English and Chinese,
+# classification, assignment, SLA clocks armed, actions (accept, resolve, transfer, return), a
+# ticket received two days ago whose clocks warn, breach and escalate at once, a Redis FLUSHALL
+# and the rebuilds after it, then SIGTERM. Fails on any memcheck error or definitely/indirectly lost block.
 # Run by ctest under tests/lib/with-stack.sh (REDRESS_PG_DSN, REDRESS_REDIS_URL, REDRESS_TEST_DIR).
 set -euo pipefail
 B=${1:?usage: services.sh BUILD_DIR}
@@ -11,7 +12,7 @@ T=$REDRESS_TEST_DIR
 CTL=(timeout 60 "$B/tools/redressctl" --dsn "$REDRESS_PG_DSN")
 free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 P_IN=$(free_port) P_PUSH=$(free_port) P_PUB=$(free_port) P_CPUSH=$(free_port) P_CPUB=$(free_port)
-P_DPUSH=$(free_port) P_DPUB=$(free_port)
+P_DPUSH=$(free_port) P_DPUB=$(free_port) P_EPUB=$(free_port)
 export REDRESS_INTAKE_BIND=tcp://127.0.0.1:$P_IN REDRESS_INTAKE_PUSH_BIND=tcp://127.0.0.1:$P_PUSH
 export REDRESS_INTAKE_PUB_BIND=tcp://127.0.0.1:$P_PUB REDRESS_INTAKE_HTTP_PORT=0
 export REDRESS_CLASSIFIER_INTAKE_ENDPOINT=tcp://127.0.0.1:$P_PUSH REDRESS_CLASSIFIER_PUSH_BIND=tcp://127.0.0.1:$P_CPUSH
@@ -20,14 +21,17 @@ export REDRESS_CLASSIFIER_RULES_FILE=$ROOT/deploy/config/rules.default.json
 export REDRESS_DISPATCHER_CLASSIFIER_ENDPOINT=tcp://127.0.0.1:$P_CPUSH REDRESS_DISPATCHER_EVENTS_ENDPOINT=tcp://127.0.0.1:$P_PUB
 export REDRESS_DISPATCHER_PUSH_BIND=tcp://127.0.0.1:$P_DPUSH REDRESS_DISPATCHER_PUB_BIND=tcp://127.0.0.1:$P_DPUB
 export REDRESS_DISPATCHER_HTTP_PORT=0 REDRESS_DISPATCHER_RECONCILE_INTERVAL_MS=500 REDRESS_DISPATCHER_REDRIVE_MIN_AGE_MS=0
+export REDRESS_ESCALATION_EVENTS_ENDPOINT=tcp://127.0.0.1:$P_PUB,tcp://127.0.0.1:$P_DPUB
+export REDRESS_ESCALATION_PUB_BIND=tcp://127.0.0.1:$P_EPUB REDRESS_ESCALATION_HTTP_PORT=0 REDRESS_ESCALATION_CALENDAR=cn-mainland
 
+"${CTL[@]}" calendar load "$ROOT/deploy/config/calendars.example.json" >/dev/null
 "${CTL[@]}" org load "$ROOT/deploy/config/org.demo.json" >/dev/null
 for a in $(psql -Atq "$REDRESS_PG_DSN" -c "SELECT id FROM agents WHERE active"); do
   "${CTL[@]}" agent online "$a" --ttl 600 --redis "$REDRESS_REDIS_URL" >/dev/null
 done
 
 pids=()
-for svc in intake classifier dispatcher; do
+for svc in intake classifier dispatcher escalation; do
   valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
     --error-exitcode=99 --log-file="$T/vg-$svc.log" "$B/services/$svc/redress-$svc" 2>"$T/$svc.log" &
   pids+=($!)
@@ -63,20 +67,31 @@ for a in $(psql -Atq "$REDRESS_PG_DSN" -c "SELECT id FROM agents WHERE active");
   "${CTL[@]}" agent online "$a" --ttl 600 --redis "$REDRESS_REDIS_URL" >/dev/null
 done
 wait_for "SELECT count(*) FROM tickets WHERE (state IN ('classified', 'returned') OR (state = 'assigned' AND owner_agent IS NULL)) AND id NOT IN (SELECT ticket_id FROM dispatch_queue)" 0
+# a complaint received two days ago and classified now: its resolution clock fires everything at once
+psql -Atq "$REDRESS_PG_DSN" -v ON_ERROR_STOP=1 <<'SQL'
+INSERT INTO customers (id, customer_ref) VALUES ('00000000-0000-0000-0000-00000000a11e', 'VG-LATE');
+INSERT INTO tickets (id, gateway_id, event_id, channel, customer_id, occurred_at, created_at, state, business_type, severity)
+VALUES ('00000000-0000-0000-0000-0000000a11e1', 'vg', 'late', 'web', '00000000-0000-0000-0000-00000000a11e',
+        now() - interval '2 days', now() - interval '2 days', 'classified', 'complaint', 'general');
+INSERT INTO ticket_history (ticket_id, kind, from_state, to_state) VALUES ('00000000-0000-0000-0000-0000000a11e1', 'classify', 'new', 'classified');
+SQL
+wait_for "SELECT count(*) FROM sla_queue" 0
+wait_for "SELECT count(*) FROM sla_escalations WHERE ticket_id = '00000000-0000-0000-0000-0000000a11e1'" 2
+wait_for "SELECT count(*) > 0 FROM sla_clocks WHERE clock = 'resolution' AND state = 'running'" t
 
 trap - EXIT
 rc=0
-for i in 0 1 2; do
+for i in 0 1 2 3; do
   kill -TERM "${pids[$i]}"
   wait "${pids[$i]}" || rc=$?
 done
-for svc in intake classifier dispatcher; do
+for svc in intake classifier dispatcher escalation; do
   echo "== $svc: $(grep -E 'ERROR SUMMARY' "$T/vg-$svc.log")"
   grep -E 'definitely lost|indirectly lost' "$T/vg-$svc.log" || true
 done
 if ((rc != 0)); then
   echo "a service exited $rc under valgrind (99 = memcheck errors or leaks); logs:" >&2
-  for svc in intake classifier dispatcher; do grep -B2 -A25 -E 'Invalid|uninitialised|definitely lost in' "$T/vg-$svc.log" | head -80 >&2 || true; done
+  for svc in intake classifier dispatcher escalation; do grep -B2 -A25 -E 'Invalid|uninitialised|definitely lost in' "$T/vg-$svc.log" | head -80 >&2 || true; done
   exit 1
 fi
-echo "valgrind: intake, classifier and dispatcher clean"
+echo "valgrind: intake, classifier, dispatcher and escalation clean"
