@@ -51,7 +51,7 @@ typedef struct {
     int64_t rd_backoff, rd_next;
     es_catalog *cat;
     bool need_rebuild, ready, wake;
-    int64_t fake_now, next_due;
+    int64_t fake_now, next_due, cursor;
     void *sub, *pub;
     es_result res;
     struct {
@@ -272,7 +272,7 @@ static void applyQueue(escalation *e, int64_t now)
     char err[512];
     for (int k = 0; k < TURN_BATCHES; k++) {
         es_result_reset(&e->res);
-        int n = es_apply_batch(e->db.conn, e->cat, (int)e->c.batch, now, &e->res, err, sizeof(err));
+        int n = es_apply_batch(e->db.conn, e->cat, (int)e->c.batch, &e->cursor, now, &e->res, err, sizeof(err));
         if (n < 0) {
             rd_metric_inc(e->m.errors, 1);
             rd_log(RD_LOG_ERROR, "cannot apply history", "error", err, NULL);
