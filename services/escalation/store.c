@@ -765,7 +765,7 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int limit, int64_t *cursor,
         goto done;
     }
     for (int i = 0; i < PQntuples(cr); i++) {
-        tkClocks key;
+        tkClocks key = {0};
         esc_clock ck;
         rowClock(cat, cr, i, &ck, key.id);
         tkClocks *t = bsearch(&key, tks, (size_t)ntk, sizeof(*tks), cmpTk);
@@ -785,7 +785,7 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int limit, int64_t *cursor,
     pending *evs = NULL;
     int nev = 0, capev = 0;
     for (int i = 0; i < nh; i++) {
-        tkClocks key;
+        tkClocks key = {0};
         snprintf(key.id, sizeof(key.id), "%s", PQgetvalue(h, i, 1));
         tkClocks *t = bsearch(&key, tks, (size_t)ntk, sizeof(*tks), cmpTk);
         esc_event ev = {.seq = strtoll(PQgetvalue(h, i, 0), NULL, 10),
