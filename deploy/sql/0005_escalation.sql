@@ -123,14 +123,14 @@ CREATE TABLE sla_events (
                                     -- key: its check would cost a third of the arming time)
     ticket_id    uuid NOT NULL,
     clock        text NOT NULL,
-    kind         text NOT NULL CHECK (kind IN ('armed', 'warned', 'breached', 'met', 'paused', 'resumed',
-                                               'escalated', 'cancelled')),
+    kind         text NOT NULL CHECK (kind IN ('warned', 'breached', 'met', 'paused', 'resumed', 'escalated',
+                                               'cancelled')),   -- 'armed': see sla_timeline
     level        smallint,           -- warned: the percentage; escalated: the level
     at           timestamptz NOT NULL,   -- when it happened in SLA terms (a warning: its exact instant)
     recorded_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
     detail       text NOT NULL DEFAULT ''
 );
-CREATE INDEX sla_events_ticket_idx ON sla_events (ticket_id, seq);
+CREATE INDEX sla_events_clock_idx ON sla_events (clock_id);   -- a ticket's events: via sla_clocks
 CREATE UNIQUE INDEX sla_events_once ON sla_events (clock_id, kind, level) WHERE kind IN ('warned', 'escalated');
 CREATE UNIQUE INDEX sla_events_breach_once ON sla_events (clock_id) WHERE kind = 'breached';
 
@@ -152,13 +152,27 @@ CREATE TABLE sla_escalations (
 CREATE INDEX sla_escalations_open_idx ON sla_escalations (role, at) WHERE acknowledged_at IS NULL;
 
 -- The escalation service's inbox: one row per committed history row, in the writer's transaction.
+-- part spreads tickets over 8 partitions (a ticket always in the same one), so several processes
+-- apply the queue at once while each ticket's rows stay in order.
 CREATE TABLE sla_queue (
-    seq  bigint PRIMARY KEY
+    part  smallint NOT NULL CHECK (part BETWEEN 0 AND 7),
+    seq   bigint NOT NULL,
+    PRIMARY KEY (part, seq)
 );
 CREATE FUNCTION sla_queue_history() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO sla_queue (seq) SELECT seq FROM new_rows;
+    INSERT INTO sla_queue (part, seq) SELECT hashtext(ticket_id::text) & 7, seq FROM new_rows;
     RETURN NULL;
 END $$;
 CREATE TRIGGER ticket_history_sla AFTER INSERT ON ticket_history
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION sla_queue_history();
+
+-- Every SLA event of a clock, arming included: a clock's row is its 'armed' record (written once,
+-- in the transaction that armed it), so it is not repeated in sla_events.
+CREATE VIEW sla_timeline AS
+    SELECT c.id AS clock_id, c.ticket_id, c.clock, c.cycle, 'armed'::text AS kind, NULL::smallint AS level,
+           c.armed_at AS at, c.armed_at AS recorded_at, c.policy_id AS detail
+      FROM sla_clocks c
+    UNION ALL
+    SELECT e.clock_id, e.ticket_id, e.clock, c.cycle, e.kind, e.level, e.at, e.recorded_at, e.detail
+      FROM sla_events e JOIN sla_clocks c ON c.id = e.clock_id;

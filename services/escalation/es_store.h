@@ -73,12 +73,17 @@ typedef struct {
 void es_result_reset(es_result *r);
 void es_result_free(es_result *r);
 
-/* Applies up to limit queued history rows in one transaction (under an advisory lock: one process
- * at a time), those with seq > *cursor (start with 0; it is advanced past a full batch and reset to
- * 0 after a short one). Returns the rows applied (0: the queue is empty or another process is
- * applying), -1 + err on failure (rolled back). now_ms stamps armed_at. */
-int es_apply_batch(PGconn *c, const es_catalog *cat, int limit, int64_t *cursor, int64_t now_ms, es_result *out,
-                   char *err, int errlen);
+/* sla_queue's partitions (deploy/sql/0005): each is applied by one process at a time, in seq order,
+ * under the advisory lock ES_APPLY_LOCK + part. */
+#define ES_QUEUE_PARTS 8
+#define ES_APPLY_LOCK  7426000
+
+/* Applies up to limit queued history rows of partition part in one transaction, those with
+ * seq > *cursor (start with 0; it is advanced past a full batch and reset to 0 after a short one).
+ * Returns the rows applied (0: nothing queued, or another process holds the partition), -1 + err
+ * on failure (rolled back). now_ms stamps armed_at. */
+int es_apply_batch(PGconn *c, const es_catalog *cat, int part, int limit, int64_t *cursor, int64_t now_ms,
+                   es_result *out, char *err, int errlen);
 
 /* Fires what is due at now_ms on the clocks ids[0..n) in one transaction. Clocks another process
  * holds locked are returned in out->timers with next_ms = now_ms + 100 (look again soon).

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zmq.h>
 
 #include "es_store.h"
@@ -51,7 +52,8 @@ typedef struct {
     int64_t rd_backoff, rd_next;
     es_catalog *cat;
     bool need_rebuild, ready, wake;
-    int64_t fake_now, next_due, cursor;
+    int64_t fake_now, next_due, cursor[ES_QUEUE_PARTS];
+    int part_start;
     void *sub, *pub;
     es_result res;
     struct {
@@ -267,34 +269,45 @@ static void rebuild(escalation *e)
 
 /* ---- applying history ------------------------------------------------------------------------- */
 
+/* Each partition of the queue, a few batches at a time; several processes share the partitions
+ * (whoever holds a partition's lock applies it). */
 static void applyQueue(escalation *e, int64_t now)
 {
     char err[512];
-    for (int k = 0; k < TURN_BATCHES; k++) {
-        es_result_reset(&e->res);
-        int n = es_apply_batch(e->db.conn, e->cat, (int)e->c.batch, &e->cursor, now, &e->res, err, sizeof(err));
-        if (n < 0) {
-            rd_metric_inc(e->m.errors, 1);
-            rd_log(RD_LOG_ERROR, "cannot apply history", "error", err, NULL);
-            if (PQstatus(e->db.conn) != CONNECTION_OK)
-                pgDrop(e, err);
-            return;
+    bool more = false;
+    for (int i = 0; i < ES_QUEUE_PARTS && e->db.conn; i++) {
+        int part = (e->part_start + i) % ES_QUEUE_PARTS;
+        for (int k = 0; k < TURN_BATCHES; k++) {
+            es_result_reset(&e->res);
+            int n = es_apply_batch(e->db.conn, e->cat, part, (int)e->c.batch, &e->cursor[part], now, &e->res, err,
+                                   sizeof(err));
+            if (n < 0) {
+                rd_metric_inc(e->m.errors, 1);
+                rd_log(RD_LOG_ERROR, "cannot apply history", "error", err, NULL);
+                if (PQstatus(e->db.conn) != CONNECTION_OK)
+                    pgDrop(e, err);
+                return;
+            }
+            rd_metric_inc(e->m.applied, (uint64_t)n);
+            rd_metric_inc(e->m.armed, (uint64_t)e->res.armed);
+            if (e->res.ntimers > 0 && e->rd) {
+                if (!es_timers_put(e->rd, e->res.timers, e->res.ntimers, false, NULL, 0, err, sizeof(err)))
+                    redisFailed(e, err); /* committed: the rebuild brings the timers back */
+            } else if (e->res.ntimers > 0) {
+                e->need_rebuild = true;
+            }
+            for (int j = 0; j < e->res.ntimers; j++)
+                if (e->res.timers[j].next_ms != ESC_NONE && e->res.timers[j].next_ms < e->next_due)
+                    e->next_due = e->res.timers[j].next_ms;
+            if (n < e->c.batch)
+                break;
+            if (k == TURN_BATCHES - 1)
+                more = true;
         }
-        rd_metric_inc(e->m.applied, (uint64_t)n);
-        rd_metric_inc(e->m.armed, (uint64_t)e->res.armed);
-        if (e->res.ntimers > 0 && e->rd) {
-            if (!es_timers_put(e->rd, e->res.timers, e->res.ntimers, false, NULL, 0, err, sizeof(err)))
-                redisFailed(e, err); /* committed: the rebuild brings the timers back */
-        } else if (e->res.ntimers > 0) {
-            e->need_rebuild = true;
-        }
-        for (int i = 0; i < e->res.ntimers; i++)
-            if (e->res.timers[i].next_ms != ESC_NONE && e->res.timers[i].next_ms < e->next_due)
-                e->next_due = e->res.timers[i].next_ms;
-        if (n < e->c.batch)
-            return;
     }
-    e->wake = true; /* more queued: come back after a look at the timers */
+    e->part_start = (e->part_start + 1) % ES_QUEUE_PARTS;
+    if (more)
+        e->wake = true; /* more queued: come back after a look at the timers */
 }
 
 /* ---- firing ----------------------------------------------------------------------------------- */
@@ -450,6 +463,7 @@ int main(int argc, char **argv)
     }
     e.need_rebuild = true;
     e.next_due = INT64_MAX;
+    e.part_start = (int)(getpid() % ES_QUEUE_PARTS); /* processes start on different partitions */
     rd_log(RD_LOG_INFO, "escalation ready", "events", e.c.events, "pub", e.c.pub_bind, "who", e.svc.who, "clock",
            e.c.clock_file[0] ? e.c.clock_file : "system", NULL);
     int64_t nextRebuild = rd_mono_us() + e.c.rebuild_ms * 1000, nextPolicy = rd_mono_us() + e.c.policy_ms * 1000,

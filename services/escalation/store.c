@@ -182,7 +182,8 @@ fail:
 #define NCLOCK_COLS 18
 
 static const char *const SQL_TAKE =
-    "WITH q AS (DELETE FROM sla_queue WHERE seq IN (SELECT seq FROM sla_queue WHERE seq > $2 ORDER BY seq LIMIT $1)"
+    "WITH q AS (DELETE FROM sla_queue WHERE part = $3 AND seq IN (SELECT seq FROM sla_queue"
+    "                                   WHERE part = $3 AND seq > $2 ORDER BY seq LIMIT $1)"
     "           RETURNING seq)"
     " SELECT h.seq, h.ticket_id, h.kind, COALESCE(h.from_state, ''), h.reason, " MS("h.at") ","
     "        COALESCE(t.business_type, ''), COALESCE(t.severity, ''), t.channel, t.vip, " MS("t.created_at")
@@ -694,12 +695,18 @@ static int cmpTk(const void *a, const void *b)
     return strcmp(((const tkClocks *)a)->id, ((const tkClocks *)b)->id);
 }
 
-int es_apply_batch(PGconn *c, const es_catalog *cat, int limit, int64_t *cursor, int64_t now_ms, es_result *out,
-                   char *err, int errlen)
+int es_apply_batch(PGconn *c, const es_catalog *cat, int part, int limit, int64_t *cursor, int64_t now_ms,
+                   es_result *out, char *err, int errlen)
 {
-    if (!execOk(c, "BEGIN", err, errlen))
+    /* Asynchronous commit: a crash loses whole transactions, and with them their queue deletions,
+     * so the rows are applied again -- never half. No sequential scans: every statement here looks
+     * up a batch of keys, and statistics of tables that grew from nothing a minute ago would have
+     * the planner scan them whole for every batch. */
+    if (!execOk(c, "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL enable_seqscan = off", err, errlen))
         return -1;
-    PGresult *r = PQexec(c, "SELECT pg_try_advisory_xact_lock(7426001)");
+    char lockq[96];
+    snprintf(lockq, sizeof(lockq), "SELECT pg_try_advisory_xact_lock(%d)", ES_APPLY_LOCK + part);
+    PGresult *r = PQexec(c, lockq);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "advisory lock: %s", PQerrorMessage(c));
         PQclear(r);
@@ -712,11 +719,12 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int limit, int64_t *cursor,
         rollback(c);
         return 0;
     }
-    char lim[16], from[24];
+    char lim[16], from[24], pt[8];
     snprintf(lim, sizeof(lim), "%d", limit);
     snprintf(from, sizeof(from), "%lld", (long long)*cursor);
-    const char *p1[2] = {lim, from};
-    PGresult *h = PQexecPrepared(c, "es_take", 2, p1, NULL, NULL, 0);
+    snprintf(pt, sizeof(pt), "%d", part);
+    const char *p1[3] = {lim, from, pt};
+    PGresult *h = PQexecPrepared(c, "es_take", 3, p1, NULL, NULL, 0);
     if (PQresultStatus(h) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "sla_queue: %s", PQerrorMessage(c));
         PQclear(h);
@@ -858,6 +866,8 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int limit, int64_t *cursor,
             }
     for (int i = 0; i < nev; i++) {
         const esc_clock *ck = &tks[evs[i].tk].t.v[evs[i].clock];
+        if (evs[i].r.kind == ESC_EV_ARMED)
+            continue; /* the clock's row is the record of its arming (sla_timeline) */
         copyEvent(&ce, ck->id, tks[evs[i].tk].id, ck->kind, evs[i].r.kind, evs[i].r.level, evs[i].r.at_ms,
                   evs[i].r.detail);
     }
@@ -911,7 +921,7 @@ int es_fire_batch(PGconn *c, const es_catalog *cat, const int64_t *ids, int n, i
     rd_pgarr_init(&a);
     for (int i = 0; i < n; i++)
         rd_pgarr_int(&a, ids[i]);
-    if (!execOk(c, "BEGIN", err, errlen)) {
+    if (!execOk(c, "BEGIN; SET LOCAL enable_seqscan = off", err, errlen)) { /* see es_apply_batch */
         rd_pgarr_free(&a);
         return -1;
     }
