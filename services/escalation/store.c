@@ -227,6 +227,14 @@ static const char *const SQL_PUT =
     "   next_fire_at = EXCLUDED.next_fire_at, stopped_at = EXCLUDED.stopped_at";
 /* clang-format on */
 
+/* What firing changes on a clock: how far it got and when to look next (not indexed: HOT updates). */
+static const char *const SQL_ADVANCE =
+    "UPDATE sla_clocks c SET next_stage = x.next,"
+    "       next_fire_at = CASE WHEN x.fire < 0 THEN NULL ELSE to_timestamp(x.fire / 1000.0) END,"
+    "       breached_at = CASE WHEN x.br < 0 THEN NULL ELSE to_timestamp(x.br / 1000.0) END"
+    "  FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[]) AS x(id, next, fire, br)"
+    " WHERE c.id = x.id";
+
 static const char *const SQL_EVENTS =
     "INSERT INTO sla_events (clock_id, ticket_id, clock, kind, level, at, detail)"
     " SELECT x.id, x.tk, x.clock, x.kind, NULLIF(x.level, 0), to_timestamp(x.at / 1000.0), x.detail"
@@ -259,10 +267,11 @@ static const char *const SQL_EXISTS =
 
 bool es_store_prepare(PGconn *c, char *err, int errlen)
 {
-    const char *const names[] = {"es_take",        "es_clocks_of", "es_clocks_fire", "es_ids",  "es_put",   "es_events",
-                                 "es_escalations", "es_raise",     "es_reroute",     "es_live", "es_exists"};
-    const char *const sql[] = {SQL_TAKE,        SQL_CLOCKS_OF, SQL_CLOCKS_FIRE, SQL_IDS,  SQL_PUT,   SQL_EVENTS,
-                               SQL_ESCALATIONS, SQL_RAISE,     SQL_REROUTE,     SQL_LIVE, SQL_EXISTS};
+    const char *const names[] = {"es_take",    "es_clocks_of", "es_clocks_fire", "es_ids",
+                                 "es_put",     "es_events",    "es_escalations", "es_raise",
+                                 "es_reroute", "es_live",      "es_exists",      "es_advance"};
+    const char *const sql[] = {SQL_TAKE,        SQL_CLOCKS_OF, SQL_CLOCKS_FIRE, SQL_IDS,  SQL_PUT,    SQL_EVENTS,
+                               SQL_ESCALATIONS, SQL_RAISE,     SQL_REROUTE,     SQL_LIVE, SQL_EXISTS, SQL_ADVANCE};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         PGresult *r = PQprepare(c, names[i], sql[i], 0, NULL);
         bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -928,16 +937,17 @@ int es_fire_batch(PGconn *c, const es_catalog *cat, const int64_t *ids, int n, i
     const char *p1[1] = {rd_pgarr_finish(&a)};
     PGresult *r = PQexecPrepared(c, "es_clocks_fire", 1, p1, NULL, NULL, 0);
     int rc = -1;
-    putBuf pb;
     evBuf eb, xb;
     rd_pgarr raise, rr_tk, rr_at;
-    putInit(&pb);
     evInit(&eb, 7);
     evInit(&xb, 8);
     rd_pgarr_init(&raise);
     rd_pgarr_init(&rr_tk);
     rd_pgarr_init(&rr_at);
-    int nraise = 0, nrr = 0;
+    int nraise = 0, nrr = 0, nadv = 0;
+    rd_pgarr adv[4];
+    for (int i = 0; i < 4; i++)
+        rd_pgarr_init(&adv[i]);
     int64_t *seen = calloc((size_t)n, sizeof(*seen));
     int nseen = 0;
     int notesBefore = out->nnotes, timersBefore = out->ntimers;
@@ -1000,8 +1010,13 @@ int es_fire_batch(PGconn *c, const es_catalog *cat, const int64_t *ids, int n, i
                 }
             }
         }
-        if (nf > 0)
-            putClock(&pb, &ck, ticket, cat);
+        if (nf > 0) {
+            rd_pgarr_int(&adv[0], ck.id);
+            rd_pgarr_int(&adv[1], ck.next_stage);
+            rd_pgarr_int(&adv[2], orNeg(esc_next_fire(&ck)));
+            rd_pgarr_int(&adv[3], orNeg(ck.breached_ms));
+            nadv++;
+        }
         addTimer(out, ck.id, esc_next_fire(&ck));
     }
     if (nseen < n) {
@@ -1027,7 +1042,7 @@ int es_fire_batch(PGconn *c, const es_catalog *cat, const int64_t *ids, int n, i
             addTimer(out, strtoll(PQgetvalue(e, i, 0), NULL, 10), now_ms + 100);
         PQclear(e);
     }
-    if (!putRun(c, &pb, now_ms, err, errlen))
+    if (nadv > 0 && !runArrays(c, "es_advance", adv, 4, "sla_clocks", err, errlen))
         goto done;
     if (eb.n > 0 && !runArrays(c, "es_events", eb.a, 7, "sla_events", err, errlen))
         goto done;
@@ -1053,7 +1068,8 @@ done:
         out->ntimers = timersBefore;
     }
     free(seen);
-    putFree(&pb);
+    for (int i = 0; i < 4; i++)
+        rd_pgarr_free(&adv[i]);
     evFree(&eb, 7);
     evFree(&xb, 8);
     rd_pgarr_free(&raise);
