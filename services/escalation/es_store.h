@@ -8,6 +8,7 @@
  *                         anyone re-claims it once the lease has run out (the process died)
  *   {esc}:ready     string  set once every timer has been rebuilt from PostgreSQL; while it is
  *                           missing (a flushed or new Redis) nothing is claimed
+ *   {esc}:rebuild   string  lease: the process doing this interval's periodic rebuild
  * A timer only says "look at clock N at time T": firing locks the clock's row and recomputes what
  * is due, so a stale, early or duplicate timer changes nothing; a missing one is restored by the
  * rebuild.
@@ -27,6 +28,7 @@
 #define ES_KEY_DUE      "{esc}:due"
 #define ES_KEY_INFLIGHT "{esc}:inflight"
 #define ES_KEY_READY    "{esc}:ready"
+#define ES_KEY_REBUILD  "{esc}:rebuild"
 
 /* Policies (all of them, for escalation levels; the active ones for arming) and calendars. */
 typedef struct {

@@ -54,6 +54,11 @@ typedef struct {
     bool need_rebuild, ready, wake;
     int64_t fake_now, next_due, cursor[ES_QUEUE_PARTS];
     int part_start;
+    int64_t apply_backoff_ms;
+    struct {
+        bool active;
+        int64_t after, total, t0;
+    } rb; /* a rebuild under way */
     void *sub, *pub;
     es_result res;
     struct {
@@ -78,7 +83,7 @@ static void usage(FILE *out)
             "  redis.url                        redis://host:port[/db]                [redis://127.0.0.1:56379]\n"
             "  redis.timeout_ms                 connect and command timeout           [2000]\n"
             "  escalation.calendar              calendar of business-time policies without one; \"\" = 24/7 [\"\"]\n"
-            "  escalation.batch                 clocks or history rows per transaction [1000]\n"
+            "  escalation.batch                 clocks or history rows per transaction [2000]\n"
             "  escalation.poll_ms               idle poll of the queue and the timers [50]\n"
             "  escalation.events_endpoint       SUB wake-ups (intake, dispatcher PUB)\n"
             "                                   [tcp://127.0.0.1:7403,tcp://127.0.0.1:7423]\n"
@@ -101,7 +106,7 @@ static bool loadCfg(rd_config *f, cfg *c, char *err, int errlen)
     c->pub_bind = rd_config_str(f, "escalation.pub_bind", "tcp://127.0.0.1:7433");
     c->clock_file = rd_config_str(f, "escalation.clock_file", "");
     c->http_bind = rd_config_str(f, "escalation.http_bind", "127.0.0.1");
-    return rd_config_int(f, "escalation.batch", 1000, 1, 20000, &c->batch, err, errlen) &&
+    return rd_config_int(f, "escalation.batch", 2000, 1, 20000, &c->batch, err, errlen) &&
            rd_config_int(f, "escalation.poll_ms", 50, 1, 60000, &c->poll_ms, err, errlen) &&
            rd_config_int(f, "escalation.rebuild_interval_ms", 60000, 1000, 86400000, &c->rebuild_ms, err, errlen) &&
            rd_config_int(f, "escalation.lease_ms", 10000, 100, 3600000, &c->lease_ms, err, errlen) &&
@@ -224,33 +229,39 @@ static void redisFailed(escalation *e, const char *err)
 /* ---- rebuild ---------------------------------------------------------------------------------- */
 
 /* Every clock with a timer, from PostgreSQL into Redis (ZADD LT: a timer already earlier stays --
- * an early timer only makes us look sooner), then {esc}:ready. */
-static void rebuild(escalation *e)
+ * an early timer only makes us look sooner), then {esc}:ready. One page per call; the rebuild is
+ * done when rb.active goes false. */
+static void rebuildPage(escalation *e)
 {
     char err[512];
-    int64_t t0 = rd_mono_us(), after = 0, total = 0;
-    for (;;) {
-        es_timer *t = NULL;
-        int n = es_live_page(e->db.conn, after, REBUILD_PAGE, &t, err, sizeof(err));
-        if (n < 0) {
-            free(t);
-            rd_log(RD_LOG_ERROR, "rebuild: cannot read clocks", "error", err, NULL);
-            if (PQstatus(e->db.conn) != CONNECTION_OK)
-                pgDrop(e, err);
-            return;
-        }
-        if (n > 0 && !es_timers_put(e->rd, t, n, true, NULL, 0, err, sizeof(err))) {
-            free(t);
-            redisFailed(e, err);
-            return;
-        }
-        total += n;
-        if (n > 0)
-            after = t[n - 1].id;
-        free(t);
-        if (n < REBUILD_PAGE)
-            break;
+    if (!e->rb.active) {
+        e->rb.active = true;
+        e->rb.after = e->rb.total = 0;
+        e->rb.t0 = rd_mono_us();
     }
+    es_timer *t = NULL;
+    int n = es_live_page(e->db.conn, e->rb.after, REBUILD_PAGE, &t, err, sizeof(err));
+    if (n < 0) {
+        free(t);
+        e->rb.active = false;
+        rd_log(RD_LOG_ERROR, "rebuild: cannot read clocks", "error", err, NULL);
+        if (PQstatus(e->db.conn) != CONNECTION_OK)
+            pgDrop(e, err);
+        return;
+    }
+    if (n > 0 && !es_timers_put(e->rd, t, n, true, NULL, 0, err, sizeof(err))) {
+        free(t);
+        e->rb.active = false;
+        redisFailed(e, err);
+        return;
+    }
+    e->rb.total += n;
+    if (n > 0)
+        e->rb.after = t[n - 1].id;
+    free(t);
+    if (n == REBUILD_PAGE)
+        return;
+    e->rb.active = false;
     redisReply *r = redisCommand(e->rd, "SET " ES_KEY_READY " 1");
     if (r == NULL) {
         redisFailed(e, e->rd->errstr);
@@ -260,18 +271,34 @@ static void rebuild(escalation *e)
     e->ready = true;
     e->need_rebuild = false;
     rd_metric_inc(e->m.rebuilds, 1);
-    rd_metric_inc(e->m.rebuilt, (uint64_t)total);
+    rd_metric_inc(e->m.rebuilt, (uint64_t)e->rb.total);
     char nt[24], ms[24];
-    snprintf(nt, sizeof(nt), "%lld", (long long)total);
-    snprintf(ms, sizeof(ms), "%lld", (long long)((rd_mono_us() - t0) / 1000));
+    snprintf(nt, sizeof(nt), "%lld", (long long)e->rb.total);
+    snprintf(ms, sizeof(ms), "%lld", (long long)((rd_mono_us() - e->rb.t0) / 1000));
     rd_log(RD_LOG_INFO, "timers rebuilt from PostgreSQL", "timers", nt, "ms", ms, NULL);
+}
+
+/* The periodic safety net: one process per interval (the {esc}:rebuild lease), page by page
+ * between the turn's other work, so firing never waits for it. */
+static bool rebuildLease(escalation *e)
+{
+    char px[24];
+    snprintf(px, sizeof(px), "%lld", (long long)e->c.rebuild_ms);
+    redisReply *r = redisCommand(e->rd, "SET " ES_KEY_REBUILD " %s NX PX %s", e->svc.who, px);
+    if (r == NULL) {
+        redisFailed(e, e->rd->errstr);
+        return false;
+    }
+    bool got = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return got;
 }
 
 /* ---- applying history ------------------------------------------------------------------------- */
 
 /* Each partition of the queue, a few batches at a time; several processes share the partitions
  * (whoever holds a partition's lock applies it). */
-static void applyQueue(escalation *e, int64_t now)
+static bool applyQueue(escalation *e, int64_t now)
 {
     char err[512];
     bool more = false;
@@ -286,7 +313,7 @@ static void applyQueue(escalation *e, int64_t now)
                 rd_log(RD_LOG_ERROR, "cannot apply history", "error", err, NULL);
                 if (PQstatus(e->db.conn) != CONNECTION_OK)
                     pgDrop(e, err);
-                return;
+                return false;
             }
             rd_metric_inc(e->m.applied, (uint64_t)n);
             rd_metric_inc(e->m.armed, (uint64_t)e->res.armed);
@@ -308,6 +335,7 @@ static void applyQueue(escalation *e, int64_t now)
     e->part_start = (e->part_start + 1) % ES_QUEUE_PARTS;
     if (more)
         e->wake = true; /* more queued: come back after a look at the timers */
+    return true;
 }
 
 /* ---- firing ----------------------------------------------------------------------------------- */
@@ -464,6 +492,7 @@ int main(int argc, char **argv)
     e.need_rebuild = true;
     e.next_due = INT64_MAX;
     e.part_start = (int)(getpid() % ES_QUEUE_PARTS); /* processes start on different partitions */
+    srand((unsigned)getpid());
     rd_log(RD_LOG_INFO, "escalation ready", "events", e.c.events, "pub", e.c.pub_bind, "who", e.svc.who, "clock",
            e.c.clock_file[0] ? e.c.clock_file : "system", NULL);
     int64_t nextRebuild = rd_mono_us() + e.c.rebuild_ms * 1000, nextPolicy = rd_mono_us() + e.c.policy_ms * 1000,
@@ -475,15 +504,29 @@ int main(int argc, char **argv)
             catalogReload(&e);
             nextPolicy = mono + e.c.policy_ms * 1000;
         }
-        if (db && red && (e.need_rebuild || mono >= nextRebuild)) {
-            rebuild(&e);
-            nextRebuild = rd_mono_us() + e.c.rebuild_ms * 1000;
+        if (db && red && e.need_rebuild) {
+            /* Redis lost or missed timers: nothing is claimed until every one is back */
+            do
+                rebuildPage(&e);
+            while (e.rb.active && e.db.conn && e.rd);
+        } else if (db && red && e.rb.active) {
+            rebuildPage(&e);
+        } else if (db && red && mono >= nextRebuild) {
+            if (rebuildLease(&e))
+                rebuildPage(&e);
+            /* jitter keeps processes started together from asking at the same moment */
+            nextRebuild = mono + e.c.rebuild_ms * (900 + rand() % 200); /* in us: 0.9 to 1.1 intervals */
         }
         int64_t now = nowMs(&e);
         if (e.db.conn && e.cat && (e.wake || rd_mono_us() >= nextApply)) {
             e.wake = false;
-            applyQueue(&e, now);
-            nextApply = rd_mono_us() + e.c.poll_ms * 1000;
+            if (applyQueue(&e, now)) {
+                e.apply_backoff_ms = 0;
+                nextApply = rd_mono_us() + e.c.poll_ms * 1000;
+            } else { /* a batch the database refuses: do not hammer it */
+                e.apply_backoff_ms = rd_backoff_next(e.apply_backoff_ms, 100, 5000);
+                nextApply = rd_mono_us() + e.apply_backoff_ms * 1000;
+            }
         }
         /* every turn (one script call): other processes arm timers we do not hear about */
         if (e.db.conn && e.rd && e.ready && e.cat)
