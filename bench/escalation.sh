@@ -329,7 +329,7 @@ say "machine      : $(nproc) CPUs ($cpu_model), $(awk '/MemTotal/ {printf "%.0f 
 say "load average : $load1 at start$(awk -v l="$load1" 'BEGIN { if (l > 0.5) print "  (something else is running: expect noise)" }')"
 say "PostgreSQL   : $(sql 'SHOW server_version') in $WORK/pg; $(sql "SELECT string_agg(name || '=' || setting || COALESCE(unit, ''), ', ' ORDER BY name) FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'shared_buffers')")"
 say "Redis        : $(redis-server --version | awk '{ print $3 }' | sed 's/^v=//') on port $REDIS_PORT (no persistence), $(rinfo memory mem_allocator)"
-say "escalation   : $ESC x $PROCESSES processes; batch ${REDRESS_ESCALATION_BATCH:-1000 (default)}, poll_ms ${REDRESS_ESCALATION_POLL_MS:-50 (default)}, rebuild_interval_ms ${REDRESS_ESCALATION_REBUILD_INTERVAL_MS:-60000 (default)}, lease_ms ${REDRESS_ESCALATION_LEASE_MS:-10000 (default)}"
+say "escalation   : $ESC x $PROCESSES processes; batch ${REDRESS_ESCALATION_BATCH:-2000 (default)}, poll_ms ${REDRESS_ESCALATION_POLL_MS:-50 (default)}, rebuild_interval_ms ${REDRESS_ESCALATION_REBUILD_INTERVAL_MS:-60000 (default)}, lease_ms ${REDRESS_ESCALATION_LEASE_MS:-10000 (default)}"
 say "clocks       : $CLOCKS tickets (state 'classified', business_type 'complaint', severity 'general'), one resolution clock each"
 say "policy       : 'bench-resolve', resolution, '*', unit minutes, warn_pct '{}', $( ((LEVEL)) && echo "one escalation level at the target (team_lead, notify): 3 records per clock (breached, escalated, sla_escalations row)" || echo "no escalation levels: one stage (the breach) per clock")"
 say "timing       : allowance ${ALLOWANCE} s for arming, then the breaches spread evenly over ${WINDOW} s ($(fdiv "$CLOCKS" "$WINDOW") clocks/s come due)"

@@ -697,6 +697,7 @@ static bool copyRun(PGconn *c, const char *sql, copyBuf *b, char *err, int errle
 typedef struct {
     char id[37];
     esc_ticket t;
+    int loaded; /* t.v[0..loaded) came from sla_clocks; the rest were armed by this batch */
 } tkClocks;
 
 static int cmpTk(const void *a, const void *b)
@@ -776,7 +777,6 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int part, int limit, int64_
     evInit(&eb, 7);
     esc_record *rec = calloc(64, sizeof(*rec));
     copyBuf cc = {0}, ce = {0};
-    int64_t firstNew = INT64_MAX;
     if (PQresultStatus(cr) != PGRES_TUPLES_OK) {
         snprintf(err, errlen, "sla_clocks: %s", PQerrorMessage(c));
         goto done;
@@ -794,6 +794,8 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int part, int limit, int64_
         *slot = ck;
         t->t.dirty[t->t.n - 1] = false;
     }
+    for (int i = 0; i < ntk; i++)
+        tks[i].loaded = tks[i].t.n;
     /* apply in seq order */
     typedef struct {
         int tk, clock;
@@ -852,22 +854,17 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int part, int limit, int64_
             goto done;
         }
         int k = 0;
-        firstNew = INT64_MAX;
         for (int i = 0; i < ntk; i++)
             for (int j = 0; j < tks[i].t.n; j++)
-                if (tks[i].t.v[j].id == 0) {
+                if (tks[i].t.v[j].id == 0)
                     tks[i].t.v[j].id = strtoll(PQgetvalue(ir, k++, 0), NULL, 10);
-                    if (tks[i].t.v[j].id < firstNew)
-                        firstNew = tks[i].t.v[j].id;
-                }
         PQclear(ir);
     }
-    /* new clocks (ids from this batch's nextval, larger than any committed one) are copied in;
-     * changed ones are updated by the upsert */
+    /* new clocks are copied in; changed ones are updated by the upsert */
     for (int i = 0; i < ntk; i++)
         for (int j = 0; j < tks[i].t.n; j++)
             if (tks[i].t.dirty[j]) {
-                if (nnew > 0 && tks[i].t.v[j].id >= firstNew)
+                if (j >= tks[i].loaded)
                     copyClock(&cc, &tks[i].t.v[j], tks[i].id, cat, now_ms);
                 else
                     putClock(&pb, &tks[i].t.v[j], tks[i].id, cat);
