@@ -237,8 +237,8 @@ Submit a complaint:
   build/tools/redressctl submit --channel web --customer C-1002 --subject "宽带断网" --body "家里宽带从昨天晚上开始一直断网，报修两次还没人上门。"
 Load real complaints (CFPB sample):
   build/tools/redressctl submit --csv ../shared/datasets/cfpb/complaints_sample.csv --limit 200
-Look at a ticket (within a second it is classified -- type, severity, priority -- and assigned
-to an agent, or queued with the reason):
+Look at a ticket (within a second it is classified -- type, severity, priority -- assigned to an
+agent, or queued with the reason, and its SLA clocks run: accept, first response, resolution):
   build/tools/redressctl ticket show <id>
 The organisation and who is at their desk:
   build/tools/redressctl org show
