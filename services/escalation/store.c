@@ -260,7 +260,8 @@ static const char *const SQL_REROUTE =
 
 static const char *const SQL_LIVE =
     "SELECT id, " MS("next_fire_at") " FROM sla_clocks"
-                                     " WHERE next_fire_at IS NOT NULL AND id > $1 ORDER BY id LIMIT $2";
+                                     " WHERE state <> 'stopped' AND next_fire_at IS NOT NULL AND id > $1"
+                                     " ORDER BY id LIMIT $2";
 
 static const char *const SQL_EXISTS =
     "SELECT id FROM sla_clocks WHERE id = ANY($1::bigint[]) AND next_fire_at IS NOT NULL";
