@@ -94,6 +94,7 @@ static const char help_main[] =
     "  agent         agents' presence: online|away|offline AGENT, list\n"
     "  taxonomy      the category tree: load FILE.csv, show\n"
     "  calendar      business calendars (working hours, holidays): load FILE, show\n"
+    "  sla           SLA policies, escalations (ack), a ticket's SLA timeline\n"
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
@@ -2131,6 +2132,7 @@ static const command commands[] = {
     {"agent", cmd_agent, help_agent},
     {"taxonomy", cmd_taxonomy, help_taxonomy},
     {"calendar", cmd_calendar, help_calendar},
+    {"sla", cmd_sla, help_sla},
 };
 
 static const command *find_command(const char *name)
@@ -2147,7 +2149,7 @@ static int unknown_command(const char *name)
         if (distance(name, commands[i].name) <= 2)
             return usage_error("", "unknown command '%s'; did you mean '%s'?", name, commands[i].name);
     return usage_error(
-        "", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar)", name);
+        "", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla)", name);
 }
 
 /* "help [COMMAND]" */
@@ -2195,7 +2197,8 @@ int main(int argc, char **argv)
     if (c == CLI_EXIT) {
         /* nothing */
     } else if (optind >= argc) {
-        rc = usage_error("", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar)");
+        rc = usage_error(
+            "", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla)");
     } else if (strcmp(argv[optind], "help") == 0) {
         rc = cmd_help(argc - optind, argv + optind);
     } else {

@@ -65,10 +65,11 @@ int cli_next(cli *p, int *rc);
 PGconn *db_connect(const globals *g);
 
 /* Command families in their own files. */
-extern const char help_org[], help_agent[], help_taxonomy[], help_calendar[];
+extern const char help_org[], help_agent[], help_taxonomy[], help_calendar[], help_sla[];
 int cmd_org(globals *g, int argc, char **argv);
 int cmd_agent(globals *g, int argc, char **argv);
 int cmd_taxonomy(globals *g, int argc, char **argv);
 int cmd_calendar(globals *g, int argc, char **argv);
+int cmd_sla(globals *g, int argc, char **argv);
 
 #endif

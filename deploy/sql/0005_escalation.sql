@@ -150,6 +150,7 @@ CREATE TABLE sla_escalations (
     at               timestamptz NOT NULL,
     acknowledged_at  timestamptz,
     acknowledged_by  text,
+    acknowledged_note text NOT NULL DEFAULT '',     -- redressctl sla ack --note
     UNIQUE (clock_id, level)
 );
 CREATE INDEX sla_escalations_open_idx ON sla_escalations (role, at) WHERE acknowledged_at IS NULL;
