@@ -129,6 +129,20 @@ bool rd_pglink_notified(rd_pglink *l)
     return any;
 }
 
+bool rd_pg_prepare(PGconn *conn, const rd_pg_statement *st, size_t n, char *err, int errlen)
+{
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r = PQprepare(conn, st[i].name, st[i].sql, 0, NULL);
+        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "prepare %s: %s", st[i].name, PQerrorMessage(conn));
+        PQclear(r);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
 static void pgarrReserve(rd_pgarr *a, size_t more)
 {
     if (a->len + more + 2 <= a->cap)

@@ -23,6 +23,14 @@ bool rd_pg_is_transient(PGconn *conn, const PGresult *res);
 /* Runs a command that returns no rows; false + err when it failed. */
 bool rd_pg_command(PGconn *conn, const char *sql, char *err, int errlen);
 
+/* A statement a service prepares once per connection and runs by name (PQexecPrepared). */
+typedef struct {
+    const char *name, *sql;
+} rd_pg_statement;
+
+/* Prepares every statement; false + err ("prepare NAME: why") at the first that fails. */
+bool rd_pg_prepare(PGconn *conn, const rd_pg_statement *st, size_t n, char *err, int errlen);
+
 /* Exponential backoff with jitter: next delay after cur (0 = first), capped at max_ms. */
 int64_t rd_backoff_next(int64_t cur_ms, int64_t min_ms, int64_t max_ms);
 

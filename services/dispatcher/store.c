@@ -95,20 +95,11 @@ static const char *const SQL_PRESENCE =
 /* Every statement is prepared once per connection (dp_store_prepare) and run by name. */
 bool dp_store_prepare(PGconn *c, char *err, int errlen)
 {
-    const char *const names[] = {"dp_claim_ids", "dp_claim_redrive", "dp_claim_queue", "dp_expire",
-                                 "dp_assign",    "dp_queue",         "dp_open_of"};
-    const char *const sql[] = {SQL_CLAIM_IDS, SQL_CLAIM_REDRIVE, SQL_CLAIM_QUEUE, SQL_EXPIRE,
-                               SQL_ASSIGN,    SQL_QUEUE,         SQL_OPEN_OF};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        PGresult *r = PQprepare(c, names[i], sql[i], 0, NULL);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            snprintf(err, errlen, "prepare %s: %s", names[i], PQerrorMessage(c));
-        PQclear(r);
-        if (!ok)
-            return false;
-    }
-    return true;
+    static const rd_pg_statement st[] = {{"dp_claim_ids", SQL_CLAIM_IDS},     {"dp_claim_redrive", SQL_CLAIM_REDRIVE},
+                                         {"dp_claim_queue", SQL_CLAIM_QUEUE}, {"dp_expire", SQL_EXPIRE},
+                                         {"dp_assign", SQL_ASSIGN},           {"dp_queue", SQL_QUEUE},
+                                         {"dp_open_of", SQL_OPEN_OF}};
+    return rd_pg_prepare(c, st, sizeof(st) / sizeof(st[0]), err, errlen);
 }
 
 void dp_batch_free(dp_batch *b)

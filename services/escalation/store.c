@@ -268,21 +268,19 @@ static const char *const SQL_EXISTS =
 
 bool es_store_prepare(PGconn *c, char *err, int errlen)
 {
-    const char *const names[] = {"es_take",    "es_clocks_of", "es_clocks_fire", "es_ids",
-                                 "es_put",     "es_events",    "es_escalations", "es_raise",
-                                 "es_reroute", "es_live",      "es_exists",      "es_advance"};
-    const char *const sql[] = {SQL_TAKE,        SQL_CLOCKS_OF, SQL_CLOCKS_FIRE, SQL_IDS,  SQL_PUT,    SQL_EVENTS,
-                               SQL_ESCALATIONS, SQL_RAISE,     SQL_REROUTE,     SQL_LIVE, SQL_EXISTS, SQL_ADVANCE};
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        PGresult *r = PQprepare(c, names[i], sql[i], 0, NULL);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            snprintf(err, errlen, "prepare %s: %s", names[i], PQerrorMessage(c));
-        PQclear(r);
-        if (!ok)
-            return false;
-    }
-    return true;
+    static const rd_pg_statement st[] = {{"es_take", SQL_TAKE},
+                                         {"es_clocks_of", SQL_CLOCKS_OF},
+                                         {"es_clocks_fire", SQL_CLOCKS_FIRE},
+                                         {"es_ids", SQL_IDS},
+                                         {"es_put", SQL_PUT},
+                                         {"es_events", SQL_EVENTS},
+                                         {"es_escalations", SQL_ESCALATIONS},
+                                         {"es_raise", SQL_RAISE},
+                                         {"es_reroute", SQL_REROUTE},
+                                         {"es_live", SQL_LIVE},
+                                         {"es_exists", SQL_EXISTS},
+                                         {"es_advance", SQL_ADVANCE}};
+    return rd_pg_prepare(c, st, sizeof(st) / sizeof(st[0]), err, errlen);
 }
 
 /* ---- results ---------------------------------------------------------------------------------- */

@@ -141,19 +141,11 @@ static const char *const SQL_APPLY =
 
 static bool writerPrepare(writer *w, char *err, int errlen)
 {
-    struct {
-        const char *name, *sql;
-    } st[] = {{"new", SQL_NEW},   {"ledger_many", SQL_LEDGER_MANY}, {"ledger_one", SQL_LEDGER_ONE},
-              {"lock", SQL_LOCK}, {"ledger_put", SQL_LEDGER_PUT},   {"apply", SQL_APPLY}};
-    for (size_t i = 0; i < sizeof(st) / sizeof(st[0]); i++) {
-        PGresult *r = PQprepare(w->conn, st[i].name, st[i].sql, 0, NULL);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            snprintf(err, errlen, "prepare %s: %s", st[i].name, PQerrorMessage(w->conn));
-        PQclear(r);
-        if (!ok)
-            return false;
-    }
+    static const rd_pg_statement st[] = {
+        {"new", SQL_NEW},   {"ledger_many", SQL_LEDGER_MANY}, {"ledger_one", SQL_LEDGER_ONE},
+        {"lock", SQL_LOCK}, {"ledger_put", SQL_LEDGER_PUT},   {"apply", SQL_APPLY}};
+    if (!rd_pg_prepare(w->conn, st, sizeof(st) / sizeof(st[0]), err, errlen))
+        return false;
     char sql[96];
     snprintf(sql, sizeof(sql), "SET statement_timeout = %lld", (long long)w->in->cfg.statement_timeout_ms);
     return rd_pg_command(w->conn, sql, err, errlen);
