@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "rd_time.h"
@@ -24,8 +25,47 @@
 #error "REDRESS_INTAKE_BIN must name the intake binary"
 #endif
 
+/* Ports are picked below the kernel's ephemeral range (as tests/lib/servers.sh does): outgoing
+ * connections take their local port from that range, so one of them could be sitting on a port
+ * bind(0) handed us by the time a service binds it. Random, checked by binding (no SO_REUSEADDR),
+ * and never the same twice in one test process. */
+static bool bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(port)};
+    bool ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
 int itest_free_port(void)
 {
+    static int given[256], ngiven;
+    static bool seeded;
+    int lo = 32768;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%d", &lo) != 1)
+            lo = 32768;
+        fclose(f);
+    }
+    if (!seeded) {
+        srand((unsigned)getpid() ^ (unsigned)time(NULL));
+        seeded = true;
+    }
+    for (int i = 0; i < 200 && lo > 21024; i++) {
+        int port = 20000 + rand() % (lo - 20000);
+        bool dup = false;
+        for (int j = 0; j < ngiven && !dup; j++)
+            dup = given[j] == port;
+        if (dup || !bindable(port))
+            continue;
+        if (ngiven < 256)
+            given[ngiven++] = port;
+        return port;
+    }
+    /* no room below the ephemeral range: let the kernel choose */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = 0};
     socklen_t l = sizeof(a);

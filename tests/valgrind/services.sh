@@ -10,7 +10,8 @@ B=${1:?usage: services.sh BUILD_DIR}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T=$REDRESS_TEST_DIR
 CTL=(timeout 60 "$B/tools/redressctl" --dsn "$REDRESS_PG_DSN")
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source "$ROOT/tests/lib/servers.sh"
+free_port() { rd_free_port; } # below the ephemeral range: no outgoing connection can hold it
 P_IN=$(free_port) P_PUSH=$(free_port) P_PUB=$(free_port) P_CPUSH=$(free_port) P_CPUB=$(free_port)
 P_DPUSH=$(free_port) P_DPUB=$(free_port) P_EPUB=$(free_port)
 export REDRESS_INTAKE_BIND=tcp://127.0.0.1:$P_IN REDRESS_INTAKE_PUSH_BIND=tcp://127.0.0.1:$P_PUSH
