@@ -771,9 +771,7 @@ int es_apply_batch(PGconn *c, const es_catalog *cat, int part, int limit, int64_
     rd_pgarr_free(&ids);
     int rc = -1;
     putBuf pb;
-    evBuf eb;
     putInit(&pb);
-    evInit(&eb, 7);
     esc_record *rec = calloc(64, sizeof(*rec));
     copyBuf cc = {0}, ce = {0};
     if (PQresultStatus(cr) != PGRES_TUPLES_OK) {
@@ -897,7 +895,6 @@ done:
     free(cc.buf);
     free(ce.buf);
     putFree(&pb);
-    evFree(&eb, 7);
     PQclear(cr);
     PQclear(h);
     return rc;
