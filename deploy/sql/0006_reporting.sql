@@ -38,12 +38,12 @@ CREATE TABLE reporting.work_intervals (
     calendar_id  text NOT NULL,
     starts_at    timestamptz NOT NULL,
     ends_at      timestamptz NOT NULL CHECK (ends_at > starts_at),
-    cum_s        double precision NOT NULL,
+    cum_s        numeric NOT NULL,            -- exact: business times are floored to whole seconds
     PRIMARY KEY (calendar_id, starts_at)
 );
 
 -- Working seconds of calendar cal from its first materialised interval up to t.
-CREATE FUNCTION reporting.work_s(cal text, t timestamptz) RETURNS double precision
+CREATE FUNCTION reporting.work_s(cal text, t timestamptz) RETURNS numeric
     LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT COALESCE((SELECT w.cum_s + extract(epoch FROM least(t, w.ends_at) - w.starts_at)
                        FROM reporting.work_intervals w
