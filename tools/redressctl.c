@@ -95,6 +95,7 @@ static const char help_main[] =
     "  taxonomy      the category tree: load FILE.csv, show\n"
     "  calendar      business calendars (working hours, holidays): load FILE, show\n"
     "  sla           SLA policies, escalations (ack), a ticket's SLA timeline\n"
+    "  report        KPIs: daily, monthly, agents, monthly-saved; rebuild, status\n"
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
@@ -2133,6 +2134,7 @@ static const command commands[] = {
     {"taxonomy", cmd_taxonomy, help_taxonomy},
     {"calendar", cmd_calendar, help_calendar},
     {"sla", cmd_sla, help_sla},
+    {"report", cmd_report, help_report},
 };
 
 static const command *find_command(const char *name)
@@ -2149,7 +2151,8 @@ static int unknown_command(const char *name)
         if (distance(name, commands[i].name) <= 2)
             return usage_error("", "unknown command '%s'; did you mean '%s'?", name, commands[i].name);
     return usage_error(
-        "", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla)", name);
+        "", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla, report)",
+        name);
 }
 
 /* "help [COMMAND]" */
@@ -2198,7 +2201,7 @@ int main(int argc, char **argv)
         /* nothing */
     } else if (optind >= argc) {
         rc = usage_error(
-            "", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla)");
+            "", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla, report)");
     } else if (strcmp(argv[optind], "help") == 0) {
         rc = cmd_help(argc - optind, argv + optind);
     } else {

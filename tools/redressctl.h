@@ -1,7 +1,7 @@
 /*
  * redressctl.h -- what the command files of redressctl share: exit codes, global options, option
  * parsing and the PostgreSQL connection. redressctl.c has main() and the ticket commands; each
- * further command family lives in a file of its own (ctl_org.c, ctl_taxonomy.c).
+ * further command family lives in a file of its own (ctl_org.c, ctl_taxonomy.c, ctl_report.c).
  */
 #ifndef REDRESSCTL_H
 #define REDRESSCTL_H
@@ -65,11 +65,12 @@ int cli_next(cli *p, int *rc);
 PGconn *db_connect(const globals *g);
 
 /* Command families in their own files. */
-extern const char help_org[], help_agent[], help_taxonomy[], help_calendar[], help_sla[];
+extern const char help_org[], help_agent[], help_taxonomy[], help_calendar[], help_sla[], help_report[];
 int cmd_org(globals *g, int argc, char **argv);
 int cmd_agent(globals *g, int argc, char **argv);
 int cmd_taxonomy(globals *g, int argc, char **argv);
 int cmd_calendar(globals *g, int argc, char **argv);
 int cmd_sla(globals *g, int argc, char **argv);
+int cmd_report(globals *g, int argc, char **argv);
 
 #endif

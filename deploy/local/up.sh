@@ -193,7 +193,7 @@ for name in "${services[@]}"; do
 
   port=$(ini_get "$name" http_port)
   if [[ -z $port ]]; then
-    case $name in intake) port=9401 ;; classifier) port=9402 ;; dispatcher) port=9403 ;; escalation) port=9404 ;; esac
+    case $name in intake) port=9401 ;; classifier) port=9402 ;; dispatcher) port=9403 ;; escalation) port=9404 ;; reporting) port=9405 ;; esac
   fi
   host=$(ini_get "$name" http_bind)
   host=${host:-127.0.0.1}
@@ -220,7 +220,16 @@ up_services=("${running[@]}" "${started[@]}")
 intake_http=$(ini_get intake http_port)
 intake_http=${intake_http:-9401}
 if [[ -x $root/build/services/reporting/redress-reporting ]]; then
-  dashboard="served by redress-reporting (its address is in var/log/reporting.log)"
+  reporting_http=$(ini_get reporting http_port)
+  reporting_http=${reporting_http:-9405}
+  reporting_host=$(ini_get reporting http_bind)
+  reporting_host=${reporting_host:-127.0.0.1}
+  [[ $reporting_host == 0.0.0.0 ]] && reporting_host=127.0.0.1
+  if [[ $reporting_http == 0 ]]; then
+    dashboard="off (reporting http_port = 0 in var/redress.conf)"
+  else
+    dashboard="http://$reporting_host:$reporting_http/   (redress-reporting; KPIs, SLA, backlog)"
+  fi
 else
   dashboard="comes with the reporting service (not built yet)"
 fi
