@@ -153,7 +153,7 @@ static bool copyIntervals(PGconn *c, const char *cal, const rp_intervals *iv, ch
     char *buf = malloc(cap);
     bool ok = buf != NULL;
     for (size_t i = 0; ok && i < iv->n; i++) {
-        char a[40], b[40], line[256];
+        char a[80], b[80], line[256];
         fmtTs(a, sizeof(a), iv->v[i].start_ms);
         fmtTs(b, sizeof(b), iv->v[i].end_ms);
         int n = snprintf(line, sizeof(line), "%s\t%s\t%s\t%lld.%03lld\n", cal, a, b,
