@@ -79,16 +79,6 @@ static void pgErr(char *err, int errlen, const char *what, PGconn *c)
         err[--l] = '\0';
 }
 
-static bool exec(PGconn *c, const char *sql, char *err, int errlen)
-{
-    PGresult *r = PQexec(c, sql);
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        pgErr(err, errlen, sql, c);
-    PQclear(r);
-    return ok;
-}
-
 static void rollback(PGconn *c)
 {
     if (PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) != PQTRANS_IDLE)
@@ -97,7 +87,7 @@ static void rollback(PGconn *c)
 
 static bool commit(PGconn *c, char *err, int errlen)
 {
-    return exec(c, "COMMIT", err, errlen);
+    return rd_pg_command(c, "COMMIT", err, errlen);
 }
 
 /* A prepared statement expecting tuples (tuples = true) or a command. NULL + err on failure. */
@@ -115,7 +105,7 @@ static PGresult *run(PGconn *c, const char *name, int n, const char *const *para
 bool rp_store_prepare(PGconn *c, char *err, int errlen)
 {
     /* UTC: loaded_at::text (the calendar version) must read the same in every process */
-    if (!exec(c, "SET TimeZone = 'UTC'", err, errlen))
+    if (!rd_pg_command(c, "SET TimeZone = 'UTC'", err, errlen))
         return false;
     return rd_pg_prepare(c, STATEMENTS, sizeof(STATEMENTS) / sizeof(STATEMENTS[0]), err, errlen);
 }
@@ -226,7 +216,7 @@ rp_sync_status rp_settings_sync(PGconn *c, const char *time_zone, const char *ca
     PGresult *set = NULL, *cr = NULL, *last = NULL;
     char lock[64];
     snprintf(lock, sizeof(lock), "SELECT pg_advisory_xact_lock(%d)", RP_SETTINGS_LOCK);
-    if (!exec(c, "BEGIN", err, errlen) || !exec(c, lock, err, errlen))
+    if (!rd_pg_command(c, "BEGIN", err, errlen) || !rd_pg_command(c, lock, err, errlen))
         goto done;
     if ((set = run(c, "rp_settings", 0, NULL, true, err, errlen)) == NULL)
         goto done;
@@ -274,10 +264,10 @@ rp_sync_status rp_settings_sync(PGconn *c, const char *time_zone, const char *ca
          * its old bucket. So the facts and rollups start again from nothing (the queue below
          * refills them); a calendar change alone is fine, the facts keep their business seconds. */
         if (strcmp(PQgetvalue(set, 0, 0), time_zone) != 0) {
-            if (!exec(c,
-                      "TRUNCATE reporting.ticket_facts, reporting.rollup_hour, reporting.rollup_day,"
-                      " reporting.rollup_month",
-                      err, errlen))
+            if (!rd_pg_command(c,
+                               "TRUNCATE reporting.ticket_facts, reporting.rollup_hour, reporting.rollup_day,"
+                               " reporting.rollup_month",
+                               err, errlen))
                 goto done;
             res->rollups_reset = true;
         }
@@ -337,8 +327,9 @@ bool rp_apply(PGconn *c, int part, int max_events, rp_applied *out, char *err, i
      * the statement for every batch -- measured at 6.7 s of a 8.8 s batch of 5,000 events. No
      * sequential scans: every statement looks up a batch of keys, and statistics of tables that
      * grew from nothing a minute ago would have the planner scan them whole (as escalation). */
-    if (!exec(c, "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL jit = off; SET LOCAL enable_seqscan = off", err,
-              errlen))
+    if (!rd_pg_command(c,
+                       "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL jit = off; SET LOCAL enable_seqscan = off",
+                       err, errlen))
         return false;
     char p[16], m[16];
     snprintf(p, sizeof(p), "%d", part);
@@ -372,7 +363,7 @@ int64_t rp_sweep(PGconn *c, int64_t min_age_ms, char *err, int errlen)
     PGresult *h = NULL, *s = NULL, *r = NULL;
     char lock[64];
     snprintf(lock, sizeof(lock), "SELECT pg_try_advisory_xact_lock(%d)", RP_SWEEP_LOCK);
-    if (!exec(c, "BEGIN; SET LOCAL jit = off", err, errlen))
+    if (!rd_pg_command(c, "BEGIN; SET LOCAL jit = off", err, errlen))
         return -1;
     r = PQexec(c, lock);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
