@@ -274,7 +274,7 @@ static void *connMain(void *arg)
 {
     conn *c = arg;
     const options *o = c->o;
-    rd_client *cl = rd_client_new(o->endpoint, c->err, sizeof(c->err));
+    rd_client *cl = rd_client_new_env(o->endpoint, c->err, sizeof(c->err));
     pthread_barrier_wait(&startLine);
     if (cl == NULL) {
         atomic_store(&c->finished, true);

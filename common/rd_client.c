@@ -21,6 +21,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "rd_auth.h"
 #include "rd_time.h"
 
 #define CLIENT_HWM         100000
@@ -51,6 +52,26 @@ static bool configure_socket(void *sock)
     return set_int_opt(sock, ZMQ_LINGER, 0) && set_int_opt(sock, ZMQ_RECONNECT_IVL, 100) &&
            set_int_opt(sock, ZMQ_RECONNECT_IVL_MAX, 2000) && set_int_opt(sock, ZMQ_IMMEDIATE, 1) &&
            set_int_opt(sock, ZMQ_SNDHWM, CLIENT_HWM) && set_int_opt(sock, ZMQ_RCVHWM, CLIENT_HWM);
+}
+
+/* CURVE client: must be set before connecting. */
+static bool configure_curve(void *sock, const rd_client_curve *cv, char *err, int errlen)
+{
+    char pub[RD_Z85_KEY_LEN + 1];
+
+    if (cv->client_public != NULL)
+        snprintf(pub, sizeof(pub), "%s", cv->client_public);
+    else if (zmq_curve_public(pub, cv->client_secret) != 0) {
+        snprintf(err, errlen, "cannot derive the CURVE public key: %s", zmq_strerror(errno));
+        return false;
+    }
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, cv->server_public, RD_Z85_KEY_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, RD_Z85_KEY_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, cv->client_secret, RD_Z85_KEY_LEN) != 0) {
+        snprintf(err, errlen, "cannot enable CURVE: %s (is libzmq built with CURVE?)", zmq_strerror(errno));
+        return false;
+    }
+    return true;
 }
 
 /* Connects to every endpoint of a comma-separated list (blanks around the commas are ignored). */
@@ -85,7 +106,51 @@ static bool connect_all(void *sock, const char *endpoints, char *err, int errlen
     return true;
 }
 
+static rd_client *client_open(const char *endpoints, const rd_client_curve *curve, char *err, int errlen);
+
 rd_client *rd_client_new(const char *endpoints, char *err, int errlen)
+{
+    return client_open(endpoints, NULL, err, errlen);
+}
+
+rd_client *rd_client_new_curve(const char *endpoints, const rd_client_curve *curve, char *err, int errlen)
+{
+    if (curve == NULL || !rd_z85_key_valid(curve->server_public) || !rd_z85_key_valid(curve->client_secret) ||
+        (curve->client_public != NULL && !rd_z85_key_valid(curve->client_public))) {
+        snprintf(err, errlen, "CURVE keys must be 40-character Z85 text (see redressctl keys generate)");
+        return NULL;
+    }
+    return client_open(endpoints, curve, err, errlen);
+}
+
+rd_client *rd_client_new_env(const char *endpoints, char *err, int errlen)
+{
+    const char *server = getenv("REDRESS_CURVE_SERVER_KEY");
+    const char *file = getenv("REDRESS_CURVE_CLIENT_KEY_FILE");
+    if ((server == NULL || server[0] == '\0') && (file == NULL || file[0] == '\0'))
+        return rd_client_new(endpoints, err, errlen);
+    if (server == NULL || server[0] == '\0' || file == NULL || file[0] == '\0') {
+        snprintf(err, errlen,
+                 "CURVE needs both REDRESS_CURVE_SERVER_KEY (intake's public key) and "
+                 "REDRESS_CURVE_CLIENT_KEY_FILE (this gateway's secret key file)");
+        return NULL;
+    }
+    if (!rd_z85_key_valid(server)) {
+        snprintf(err, errlen,
+                 "REDRESS_CURVE_SERVER_KEY must be intake's 40-character Z85 public key "
+                 "(redress-intake --check-config prints it)");
+        return NULL;
+    }
+    char secret[RD_Z85_KEY_LEN + 1], pub[RD_Z85_KEY_LEN + 1];
+    if (!rd_curve_secret_load(file, secret, pub, err, errlen))
+        return NULL;
+    rd_client_curve cv = {.server_public = server, .client_public = pub, .client_secret = secret};
+    rd_client *c = client_open(endpoints, &cv, err, errlen);
+    memset(secret, 0, sizeof(secret));
+    return c;
+}
+
+static rd_client *client_open(const char *endpoints, const rd_client_curve *curve, char *err, int errlen)
 {
     rd_client *c = calloc(1, sizeof(*c));
 
@@ -103,6 +168,10 @@ rd_client *rd_client_new(const char *endpoints, char *err, int errlen)
     }
     if (!configure_socket(c->sock)) {
         snprintf(err, errlen, "cannot set socket options: %s", zmq_strerror(errno));
+        rd_client_destroy(&c);
+        return NULL;
+    }
+    if (curve != NULL && !configure_curve(c->sock, curve, err, errlen)) {
         rd_client_destroy(&c);
         return NULL;
     }

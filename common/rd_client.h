@@ -22,6 +22,16 @@ typedef struct rd_client rd_client;
 
 /* endpoints: comma-separated ZeroMQ endpoints, e.g. "tcp://127.0.0.1:7401". */
 rd_client *rd_client_new(const char *endpoints, char *err, int errlen);
+/* The same over CURVE (docs/security.md): intake's public key and this gateway's key pair, all
+ * Z85 text; client_public may be NULL (derived from client_secret). */
+typedef struct {
+    const char *server_public, *client_public, *client_secret;
+} rd_client_curve;
+rd_client *rd_client_new_curve(const char *endpoints, const rd_client_curve *curve, char *err, int errlen);
+/* rd_client_new_curve() when the environment asks for CURVE -- REDRESS_CURVE_SERVER_KEY (intake's
+ * public key) and REDRESS_CURVE_CLIENT_KEY_FILE (this gateway's secret key file, mode 600) --
+ * else rd_client_new(). */
+rd_client *rd_client_new_env(const char *endpoints, char *err, int errlen);
 void rd_client_destroy(rd_client **c);
 
 /* Low level: one raw frame out; one reply in (1 = got one, 0 = timeout, -1 = error / undecodable).

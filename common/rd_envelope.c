@@ -305,3 +305,21 @@ uint8_t *rd_reply_pack(const Redress__V1__Reply *r, size_t *len)
     redress__v1__reply__pack(r, buf);
     return buf;
 }
+
+bool rd_ticket_event_decode(const void *buf, size_t len, rd_ticket_event *out)
+{
+    memset(out, 0, sizeof(*out));
+    Redress__V1__TicketEvent *ev = redress__v1__ticket_event__unpack(NULL, len, buf);
+    if (ev == NULL)
+        return false;
+    uuid_t u;
+    bool ok = ev->ticket_id != NULL && strlen(ev->ticket_id) == 36 && uuid_parse(ev->ticket_id, u) == 0 &&
+              (ev->kind == NULL || strlen(ev->kind) < sizeof(out->kind));
+    if (ok) {
+        uuid_unparse_lower(u, out->ticket_id);
+        snprintf(out->kind, sizeof(out->kind), "%s", ev->kind ? ev->kind : "");
+        out->seq = ev->seq;
+    }
+    redress__v1__ticket_event__free_unpacked(ev, NULL);
+    return ok;
+}

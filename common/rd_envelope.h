@@ -61,6 +61,18 @@ rd_event rd_action_event(Redress__V1__ActionKind k);     /* RD_EV_INVALID when u
 Redress__V1__ActionKind rd_action_parse(const char *name);
 const char *rd_error_name(Redress__V1__ErrorCode c); /* "CONFLICT", ... */
 
+/* An internal TicketEvent frame (intake's PUSH and PUB, the classifier's PUSH), decoded for the
+ * services that act on it: kind (history kind, "" when absent; longer ones are refused) and the
+ * ticket id as canonical lower-case UUID text. false when the frame is not a TicketEvent, or its
+ * ticket id is not a UUID: such a frame must be dropped, because an id that is not a UUID would
+ * make a whole batch's SQL fail. */
+typedef struct {
+    char kind[32];
+    char ticket_id[37];
+    int64_t seq;
+} rd_ticket_event;
+bool rd_ticket_event_decode(const void *buf, size_t len, rd_ticket_event *out);
+
 /* Packs a reply into a malloc'd buffer. */
 uint8_t *rd_reply_pack(const Redress__V1__Reply *r, size_t *len);
 

@@ -114,8 +114,9 @@ static int cal_load(const globals *g, const char *path, bool dry_run)
     } else {
         if (!dry_run && added + changed > 0)
             PQclear(exec(conn, "NOTIFY redress_org", 0, NULL, PGRES_COMMAND_OK));
-        r = exec(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL, PGRES_COMMAND_OK);
-        rc = r != NULL ? EXIT_ACK : EXIT_UNREACHABLE;
+        bool logged = dry_run || ctl_audit_record(conn, g, "calendar.load", "calendar", path, NULL);
+        r = exec(conn, dry_run || !logged ? "ROLLBACK" : "COMMIT", 0, NULL, PGRES_COMMAND_OK);
+        rc = r == NULL ? EXIT_UNREACHABLE : logged ? EXIT_ACK : EXIT_NACK;
         PQclear(r);
         if (rc == EXIT_ACK)
             printf("%s%d calendars: %d added, %d changed, %d unchanged\n", dry_run ? "dry run, nothing stored: " : "",

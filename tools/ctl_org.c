@@ -1172,7 +1172,8 @@ static int org_load(const globals *g, const char *path, bool dry_run)
     } else if (!org_exec_ok(conn, "BEGIN", 0, NULL)) {
         rc = org_fail_rc(conn);
     } else {
-        bool ok = org_store(conn, &o, &ch) && org_exec_ok(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL);
+        bool ok = org_store(conn, &o, &ch) && ctl_audit_record(conn, g, "org.load", "org", path, NULL) &&
+                  org_exec_ok(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL);
         if (ok) {
             int n = changes_total(&ch);
             org_print_summary(&o, &ch, dry_run ? "dry run: would load" : "loaded");

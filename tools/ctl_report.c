@@ -978,6 +978,7 @@ static int report_rebuild(const globals *g)
         printf("queued %s ticket%s for refresh; the reporting service applies the queue"
                " ('redressctl report status' shows its depth)\n",
                n, strcmp(n, "1") == 0 ? "" : "s");
+        ctl_audit_record(conn, g, "report.rebuild", "reporting", "", NULL);
     }
     PQclear(r);
     PQfinish(conn);

@@ -372,6 +372,7 @@ static int sla_ack(const globals *g, const char *id, const char *by, const char 
                val(r, 0, 0), val(r, 0, 1), val(r, 0, 2), val(r, 0, 3), val(r, 0, 4)[0] ? " of " : "", val(r, 0, 4));
         if (note != NULL && note[0])
             printf("note: %s\n", note);
+        ctl_audit_record(conn, g, "sla.ack", "escalation", id, NULL);
         rc = EXIT_ACK;
     } else if (r != NULL) {
         PQclear(r);

@@ -569,7 +569,9 @@ static int tax_load(const globals *g, const char *path, bool dry_run, bool repla
         rc = PQstatus(conn) == CONNECTION_OK ? EXIT_NACK : EXIT_UNREACHABLE;
     } else {
         bool ok =
-            tax_store(conn, &t, replace, &ch, &refused) && tax_exec_ok(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL);
+            tax_store(conn, &t, replace, &ch, &refused) &&
+            ctl_audit_record(conn, g, "taxonomy.load", "taxonomy", path, replace ? "{\"replace\": true}" : NULL) &&
+            tax_exec_ok(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL);
         if (ok)
             tax_print_summary(path, &t, &ch, replace, dry_run);
         else

@@ -96,6 +96,10 @@ static const char help_main[] =
     "  calendar      business calendars (working hours, holidays): load FILE, show\n"
     "  sla           SLA policies, escalations (ack), a ticket's SLA timeline\n"
     "  report        KPIs: daily, monthly, agents, monthly-saved; rebuild, status\n"
+    "  customer      a customer's personal data: show (access request), erase (right to erasure)\n"
+    "  retention     retention policies of closed tickets: show, run\n"
+    "  audit         the audit trail: operator actions and ticket state changes\n"
+    "  keys          gateway CURVE keys: generate, register, revoke, list (docs/security.md)\n"
     "  help COMMAND  the help of one command (same as COMMAND --help)\n"
     "\n"
     "Global options (also accepted after the command):\n"
@@ -105,6 +109,8 @@ static const char help_main[] =
     "  --dsn DSN         PostgreSQL connection string         [$REDRESS_PG_DSN,\n"
     "                    " DEFAULT_DSN "]\n"
     "  --timeout SECONDS give up waiting after this long      [10]\n"
+    "  CURVE (intake.auth = curve): $REDRESS_CURVE_SERVER_KEY (intake's public key) and\n"
+    "                    $REDRESS_CURVE_CLIENT_KEY_FILE (this gateway's secret key file)\n"
     "  -h, --help        this help\n"
     "\n"
     "Exit status: 0 ACK or found, 1 NACK or not found, 2 usage error, 3 no answer / unreachable.\n"
@@ -455,7 +461,7 @@ static void envelope_init(Redress__V1__Envelope *env, const globals *g, const ch
 static rd_client *open_client(const globals *g, int *rc)
 {
     char err[256];
-    rd_client *c = rd_client_new(g->endpoint, err, sizeof(err));
+    rd_client *c = rd_client_new_env(g->endpoint, err, sizeof(err));
 
     if (c == NULL) {
         fprintf(stderr, "error: %s\n", err);
@@ -473,6 +479,13 @@ static void print_no_answer(const globals *g)
 {
     fprintf(stderr, "error: no answer from intake at %s within %.3g s (is redress-intake running and reachable?)\n",
             g->endpoint, g->timeout_ms / 1000.0);
+    /* a refused CURVE handshake looks exactly like silence: say what to check (docs/security.md) */
+    const char *curve = getenv("REDRESS_CURVE_SERVER_KEY");
+    fprintf(stderr, curve != NULL && curve[0] != '\0'
+                        ? "hint: with CURVE, check that this gateway's key is registered and valid (redressctl keys "
+                          "list) and that REDRESS_CURVE_SERVER_KEY is intake's public key\n"
+                        : "hint: if intake runs with intake.auth = curve, set REDRESS_CURVE_SERVER_KEY and "
+                          "REDRESS_CURVE_CLIENT_KEY_FILE\n");
 }
 
 /* Sends one envelope and reports the outcome: on ACK prints the ticket id (or the state). */
@@ -1901,6 +1914,7 @@ static int rules_load(const globals *g, const char *path, bool dry_run, const ch
         rc = PQstatus(conn) == CONNECTION_OK ? EXIT_NACK : EXIT_UNREACHABLE;
     } else {
         bool ok = rules_store(conn, rd_rules_version(rs), text, by, prev, sizeof(prev)) &&
+                  ctl_audit_record(conn, g, "rules.load", "ruleset", rd_rules_version(rs), NULL) &&
                   rules_exec_ok(conn, dry_run ? "ROLLBACK" : "COMMIT", 0, NULL);
         if (ok)
             rules_print_loaded(rd_rules_version(rs), rd_rules_count(rs), prev, dry_run);
@@ -2135,6 +2149,10 @@ static const command commands[] = {
     {"calendar", cmd_calendar, help_calendar},
     {"sla", cmd_sla, help_sla},
     {"report", cmd_report, help_report},
+    {"keys", cmd_keys, help_keys},
+    {"customer", cmd_customer, help_customer},
+    {"retention", cmd_retention, help_retention},
+    {"audit", cmd_audit, help_audit},
 };
 
 static const command *find_command(const char *name)
@@ -2150,9 +2168,10 @@ static int unknown_command(const char *name)
     for (size_t i = 0; i < NCOLS(commands); i++)
         if (distance(name, commands[i].name) <= 2)
             return usage_error("", "unknown command '%s'; did you mean '%s'?", name, commands[i].name);
-    return usage_error(
-        "", "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla, report)",
-        name);
+    return usage_error("",
+                       "unknown command '%s' (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar,"
+                       " sla, report, customer, retention, audit, keys)",
+                       name);
 }
 
 /* "help [COMMAND]" */
@@ -2200,8 +2219,8 @@ int main(int argc, char **argv)
     if (c == CLI_EXIT) {
         /* nothing */
     } else if (optind >= argc) {
-        rc = usage_error(
-            "", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar, sla, report)");
+        rc = usage_error("", "no command given (commands: submit, act, ticket, rules, org, agent, taxonomy, calendar,"
+                             " sla, report, customer, retention, audit, keys)");
     } else if (strcmp(argv[optind], "help") == 0) {
         rc = cmd_help(argc - optind, argv + optind);
     } else {

@@ -72,5 +72,20 @@ int cmd_taxonomy(globals *g, int argc, char **argv);
 int cmd_calendar(globals *g, int argc, char **argv);
 int cmd_sla(globals *g, int argc, char **argv);
 int cmd_report(globals *g, int argc, char **argv);
+/* Gateway CURVE keys and permissions (ctl_keys.c; docs/security.md). */
+extern const char help_keys[];
+int cmd_keys(globals *g, int argc, char **argv);
+/* Personal data and the audit log (ctl_customer.c, ctl_audit.c; docs/privacy.md). */
+extern const char help_customer[], help_retention[], help_audit[];
+int cmd_customer(globals *g, int argc, char **argv);
+int cmd_retention(globals *g, int argc, char **argv);
+int cmd_audit(globals *g, int argc, char **argv);
+/* Who runs redressctl: $REDRESS_ACTOR, else $USER, else the account's name. */
+const char *ctl_actor(void);
+/* One audit_log row for a state-changing command (action 'org.load', object, details: a JSON
+ * object); prints why and returns false if the database refused it. Loads call it inside their
+ * transaction, so a load and its record commit together. */
+bool ctl_audit_record(PGconn *conn, const globals *g, const char *action, const char *object_type,
+                      const char *object_id, const char *details_json);
 
 #endif

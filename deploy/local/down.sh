@@ -6,7 +6,8 @@ usage() {
   cat <<'EOF'
 Usage: deploy/local/down.sh [--purge]
 
-Stops, in this order: the services in var/run/*.pid (SIGTERM, up to 10 s, then SIGKILL),
+Stops, in this order: the services in var/run/*.pid, every instance of each (SIGTERM, up to
+10 s, then SIGKILL),
 Redis (var/redis), PostgreSQL (var/pg, fast shutdown). Stopped parts are skipped.
 
 Options:
@@ -45,7 +46,9 @@ fi
 failed=0
 pidfiles=()
 for name in intake classifier dispatcher escalation reporting; do
-  [[ -f $var/run/$name.pid ]] && pidfiles+=("$var/run/$name.pid")
+  for f in "$var/run/$name.pid" "$var/run/$name"-[0-9].pid; do # up.sh --instances: NAME-K
+    [[ -f $f ]] && pidfiles+=("$f")
+  done
 done
 for f in "$var"/run/*.pid; do
   [[ -f $f ]] || continue
@@ -55,7 +58,7 @@ for f in "${pidfiles[@]}"; do
   name=$(basename "$f" .pid)
   pid=$(cat "$f" 2>/dev/null || true)
   # Only signal the pid if it still is our service: after a reboot it may be anything.
-  if rd_pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "redress-$name"; then
+  if rd_pid_alive "$pid" && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "redress-${name%-[0-9]}"; then
     say "stopping redress-$name (pid $pid)"
     rd_stop_pid "$pid" 10 || failed=1
   fi

@@ -23,6 +23,7 @@
 
 #include "classifier.h"
 #include "rd_config.h"
+#include "rd_envelope.h"
 #include "rd_http.h"
 #include "rd_log.h"
 #include "rd_metrics.h"
@@ -295,12 +296,9 @@ static void drainPull(classifier *cl)
     while (cl->npending < MAX_PENDING && (n = zmq_recv(cl->pull, buf, sizeof(buf), ZMQ_DONTWAIT)) >= 0) {
         if (n > (int)sizeof(buf))
             continue;
-        Redress__V1__TicketEvent *ev = redress__v1__ticket_event__unpack(NULL, (size_t)n, buf);
-        if (ev == NULL)
-            continue;
-        if (ev->kind && strcmp(ev->kind, "created") == 0 && ev->ticket_id && strlen(ev->ticket_id) == 36)
-            cl->pending[cl->npending++] = strdup(ev->ticket_id);
-        redress__v1__ticket_event__free_unpacked(ev, NULL);
+        rd_ticket_event ev;
+        if (rd_ticket_event_decode(buf, (size_t)n, &ev) && strcmp(ev.kind, "created") == 0)
+            cl->pending[cl->npending++] = strdup(ev.ticket_id);
     }
 }
 

@@ -27,6 +27,7 @@
 
 #include "dispatcher.h"
 #include "dp_store.h"
+#include "rd_envelope.h"
 #include "rd_http.h"
 #include "rd_lifecycle.h"
 #include "rd_log.h"
@@ -883,12 +884,9 @@ static void drainPull(dispatcher *d)
     while (d->pending.n < MAX_PENDING && (n = zmq_recv(d->pull, buf, sizeof(buf), ZMQ_DONTWAIT)) >= 0) {
         if (n > (int)sizeof(buf))
             continue;
-        Redress__V1__TicketEvent *ev = redress__v1__ticket_event__unpack(NULL, (size_t)n, buf);
-        if (ev == NULL)
-            continue;
-        if (ev->ticket_id && strlen(ev->ticket_id) == 36)
-            idsAdd(&d->pending, ev->ticket_id);
-        redress__v1__ticket_event__free_unpacked(ev, NULL);
+        rd_ticket_event ev;
+        if (rd_ticket_event_decode(buf, (size_t)n, &ev))
+            idsAdd(&d->pending, ev.ticket_id);
     }
 }
 
@@ -900,18 +898,15 @@ static void drainSub(dispatcher *d)
     while (d->tosync.n < MAX_PENDING && (n = zmq_recv(d->sub, buf, sizeof(buf), ZMQ_DONTWAIT)) >= 0) {
         if (n > (int)sizeof(buf))
             continue;
-        Redress__V1__TicketEvent *ev = redress__v1__ticket_event__unpack(NULL, (size_t)n, buf);
-        if (ev == NULL)
+        rd_ticket_event ev;
+        if (!rd_ticket_event_decode(buf, (size_t)n, &ev))
             continue;
-        const char *k = ev->kind ? ev->kind : "";
-        if (ev->ticket_id && strlen(ev->ticket_id) == 36) {
-            if (strcmp(k, "transfer") == 0 || strcmp(k, "return") == 0)
-                idsAdd(&d->pending, ev->ticket_id);
-            if (strcmp(k, "transfer") == 0 || strcmp(k, "return") == 0 || strcmp(k, "resolve") == 0 ||
-                strcmp(k, "close") == 0 || strcmp(k, "reopen") == 0)
-                idsAdd(&d->tosync, ev->ticket_id);
-        }
-        redress__v1__ticket_event__free_unpacked(ev, NULL);
+        const char *k = ev.kind;
+        if (strcmp(k, "transfer") == 0 || strcmp(k, "return") == 0)
+            idsAdd(&d->pending, ev.ticket_id);
+        if (strcmp(k, "transfer") == 0 || strcmp(k, "return") == 0 || strcmp(k, "resolve") == 0 ||
+            strcmp(k, "close") == 0 || strcmp(k, "reopen") == 0)
+            idsAdd(&d->tosync, ev.ticket_id);
     }
 }
 

@@ -92,7 +92,7 @@ static const char *const SQL_LEDGER_MANY =
 static const char *const SQL_LEDGER_ONE =
     "SELECT payload_sha256, ticket_id, state_after FROM inbound_events WHERE gateway_id = $1 AND event_id = $2";
 
-static const char *const SQL_LOCK = "SELECT state FROM tickets WHERE id = $1 FOR UPDATE";
+static const char *const SQL_LOCK = "SELECT state, gateway_id FROM tickets WHERE id = $1 FOR UPDATE";
 
 static const char *const SQL_LEDGER_PUT =
     "INSERT INTO inbound_events (gateway_id, event_id, payload_sha256, ticket_id, kind, state_after)"
@@ -374,6 +374,14 @@ static bool applyAction(writer *w, intake_item *it, PGresult **fail)
     if (PQntuples(r) == 0) {
         PQclear(r);
         itemFail(it, REDRESS__V1__ERROR_CODE__ERROR_NOT_FOUND, "no ticket with this id");
+        it->field = "ticket_id";
+        return true;
+    }
+    if (it->own_only && strcmp(PQgetvalue(r, 0, 1), it->env->gateway_id) != 0) {
+        /* the gateways table says this gateway acts only on its own tickets (intake_auth.c) */
+        PQclear(r);
+        itemFail(it, REDRESS__V1__ERROR_CODE__ERROR_FORBIDDEN,
+                 "this ticket was created by another gateway, and this gateway may act only on its own tickets");
         it->field = "ticket_id";
         return true;
     }

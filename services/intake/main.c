@@ -26,6 +26,7 @@
 #include <zmq.h>
 
 #include "intake.h"
+#include "rd_auth.h"
 #include "rd_config.h"
 #include "rd_envelope.h"
 #include "rd_http.h"
@@ -44,7 +45,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "Usage: redress-intake [--config FILE] [--check-config] [--help] [--version]\n"
                  "\n"
-                 "The Redress intake service: authenticates nothing yet (see docs/security.md), validates\n"
+                 "The Redress intake service: authenticates gateways (CURVE, see docs/security.md), validates\n"
                  "every event from the gateways, stores it in PostgreSQL (group commit) and only then ACKs.\n"
                  "\n"
                  "Options:\n"
@@ -65,7 +66,12 @@ static void usage(FILE *out)
                  "  intake.max_wire_bytes     larger frames drop the connection [8388608]\n"
                  "  intake.max_pending        uncommitted events before OVERLOADED [20000]\n"
                  "  intake.statement_timeout_ms                                 [10000]\n"
+                 "  intake.answer_deadline_ms answer UNAVAILABLE when PostgreSQL holds an event\n"
+                 "                            this long (hung, not down); 0 = wait  [3000]\n"
                  "  intake.http_bind, intake.http_port  /healthz and /metrics  [127.0.0.1, 9401; 0 = off]\n"
+                 "  intake.auth               none|curve: gateway authentication [none]\n"
+                 "  intake.curve_secret_key_file  the server's CURVE secret key (mode 600) [required for curve]\n"
+                 "  intake.auth_reload_ms     reload the gateway allowlist at least this often [5000]\n"
                  "  log.level                 debug|info|warn|error            [info]\n");
 }
 
@@ -78,13 +84,22 @@ static bool loadConfig(rd_config *c, intake_cfg *k, char *err, int errlen)
     k->pub_bind = rd_config_str(c, "intake.pub_bind", "tcp://127.0.0.1:7403");
     k->pg_dsn = rd_config_str(c, "pg.dsn", "host=127.0.0.1 port=55432 dbname=redress user=redress");
     k->http_bind = rd_config_str(c, "intake.http_bind", "127.0.0.1");
-    return rd_config_int(c, "intake.writers", 2, 1, 64, &k->writers, err, errlen) &&
+    const char *auth = rd_config_str(c, "intake.auth", "none");
+    if (strcmp(auth, "none") != 0 && strcmp(auth, "curve") != 0) {
+        snprintf(err, errlen, "intake.auth must be none or curve, not '%s'", auth);
+        return false;
+    }
+    k->auth_curve = strcmp(auth, "curve") == 0;
+    k->curve_secret_key_file = rd_config_str(c, "intake.curve_secret_key_file", "");
+    return rd_config_int(c, "intake.auth_reload_ms", 5000, 200, 3600000, &k->auth_reload_ms, err, errlen) &&
+           rd_config_int(c, "intake.writers", 2, 1, 64, &k->writers, err, errlen) &&
            rd_config_int(c, "intake.max_batch", 512, 1, 10000, &k->max_batch, err, errlen) &&
            rd_config_int(c, "intake.max_wait_us", 2000, 0, 1000000, &k->max_wait_us, err, errlen) &&
            rd_config_int(c, "intake.max_frame_bytes", RD_MAX_FRAME_BYTES, 1024, 64 << 20, &k->max_frame_bytes, err,
                          errlen) &&
            rd_config_int(c, "intake.max_wire_bytes", 8 << 20, 1024, 1 << 30, &k->max_wire_bytes, err, errlen) &&
            rd_config_int(c, "intake.max_pending", 20000, 1, 10000000, &k->max_pending, err, errlen) &&
+           rd_config_int(c, "intake.answer_deadline_ms", 3000, 0, 3600000, &k->answer_deadline_ms, err, errlen) &&
            rd_config_int(c, "intake.statement_timeout_ms", 10000, 100, 3600000, &k->statement_timeout_ms, err,
                          errlen) &&
            rd_config_int(c, "intake.http_port", 9401, 0, 65535, &k->http_port, err, errlen);
@@ -129,9 +144,11 @@ static bool healthCheck(void *arg, char *detail, size_t len)
 typedef struct loop {
     intake *in;
     void *router, *push, *pub, *done;
-    intake_batch *cur; /* being filled */
-    int busy;          /* batches handed to writers and not back yet */
-    int64_t pending;   /* events received and not yet answered */
+    intake_batch *cur;      /* being filled */
+    int busy;               /* batches handed to writers and not back yet */
+    int64_t pending;        /* events received and not yet back from a writer */
+    intake_batch *inflight; /* those batches (inflight_next), newest first */
+    int64_t stuck_logged_us;
 } loop;
 
 static void sendReply(loop *l, const uint8_t *rid, size_t rid_len, bool req, const Redress__V1__Reply *r)
@@ -192,11 +209,17 @@ static void batchFree(intake_batch *b)
     free(b);
 }
 
-/* A batch came back from a writer: answer every event in it, then hand the changes on. */
+/* A batch came back from a writer: answer every event in it (unless expireStuck did), then hand
+ * the changes on. */
 static void batchAnswer(loop *l, intake_batch *b)
 {
     int64_t now = rd_mono_us();
-    for (int i = 0; i < b->n; i++) {
+    for (intake_batch **pp = &l->inflight; *pp; pp = &(*pp)->inflight_next)
+        if (*pp == b) {
+            *pp = b->inflight_next;
+            break;
+        }
+    for (int i = 0; i < b->n && !b->answered; i++) {
         intake_item *it = &b->items[i];
         Redress__V1__Reply r = REDRESS__V1__REPLY__INIT;
         r.event_id = it->env->event_id;
@@ -238,15 +261,55 @@ static void flushBatch(loop *l)
 {
     if (l->cur == NULL || l->cur->n == 0)
         return;
-    intake_queue_push(l->in, l->cur);
+    intake_batch *b = l->cur;
     l->cur = NULL;
+    b->inflight_next = l->inflight;
+    l->inflight = b;
     l->busy++;
+    intake_queue_push(l->in, b); /* from here a writer may own it: only the main-thread fields */
+}
+
+/* PostgreSQL hung (not down: a frozen server, a stuck lock, storage that stopped answering): a
+ * writer waits inside its transaction and cannot tell. Events that have waited longer than
+ * intake.answer_deadline_ms are answered UNAVAILABLE now, so gateways hear something promptly;
+ * their batch stays with its writer. If its COMMIT lands after all, the gateway's retry with the
+ * same event id is answered from the ledger as a replay -- the same rule as for a connection
+ * that broke during COMMIT. Only immutable parts of the items (routing id, event id) are read
+ * here; the writer only writes the answer fields. */
+static void expireStuck(loop *l)
+{
+    int64_t deadline = l->in->cfg.answer_deadline_ms * 1000, now = rd_mono_us(), n = 0;
+    if (deadline <= 0)
+        return;
+    if (l->cur && l->cur->n > 0 && now - l->cur->first_us > deadline)
+        flushBatch(l); /* answered below; new events start a new batch */
+    for (intake_batch *b = l->inflight; b; b = b->inflight_next) {
+        if (b->answered || now - b->first_us <= deadline)
+            continue;
+        for (int i = 0; i < b->n; i++) {
+            intake_item *it = &b->items[i];
+            nackNow(l, it->rid, it->rid_len, it->req_style, it->env->event_id,
+                    REDRESS__V1__ERROR_CODE__ERROR_UNAVAILABLE, NULL,
+                    "storage is not answering; retry later with the same event id", 1000);
+        }
+        b->answered = true;
+        n += b->n;
+    }
+    if (n > 0 && now - l->stuck_logged_us > 10 * 1000000LL) {
+        char ms[24], cnt[24];
+        snprintf(ms, sizeof(ms), "%lld", (long long)l->in->cfg.answer_deadline_ms);
+        snprintf(cnt, sizeof(cnt), "%lld", (long long)n);
+        rd_log(RD_LOG_WARN, "PostgreSQL holds events past the answer deadline; answered UNAVAILABLE", "events", cnt,
+               "deadline_ms", ms, NULL);
+        l->stuck_logged_us = now;
+    }
 }
 
 /* ---- receiving ----------------------------------------------------------------------------- */
 
 /* Reads one whole multipart message from the ROUTER. Returns false when nothing is waiting. */
-static bool recvOne(loop *l, uint8_t *rid, size_t *rid_len, bool *req, zmq_msg_t *payload, int *parts)
+static bool recvOne(loop *l, uint8_t *rid, size_t *rid_len, bool *req, zmq_msg_t *payload, int *parts,
+                    char key[RD_Z85_KEY_LEN + 1])
 {
     zmq_msg_t part;
     zmq_msg_init(&part);
@@ -269,8 +332,12 @@ static bool recvOne(loop *l, uint8_t *rid, size_t *rid_len, bool *req, zmq_msg_t
             (*parts)--;
             continue;
         }
-        if (*parts == 1)
+        if (*parts == 1) {
+            const char *k = intake_auth_frame_key(&part);
+            if (k != NULL)
+                snprintf(key, RD_Z85_KEY_LEN + 1, "%s", k);
             zmq_msg_copy(payload, &part);
+        }
     }
     zmq_msg_close(&part);
     return true;
@@ -324,8 +391,9 @@ static void acceptOne(loop *l)
     bool req;
     int parts;
     zmq_msg_t payload;
+    char key[RD_Z85_KEY_LEN + 1] = "";
     zmq_msg_init(&payload);
-    if (!recvOne(l, rid, &rid_len, &req, &payload, &parts)) {
+    if (!recvOne(l, rid, &rid_len, &req, &payload, &parts, key)) {
         zmq_msg_close(&payload);
         return;
     }
@@ -345,6 +413,12 @@ static void acceptOne(loop *l)
         return;
     }
     if (!rd_envelope_validate(env, rd_now_ms(), &v)) {
+        nackNow(l, rid, rid_len, req, env->event_id, v.code, v.field, v.message, 0);
+        redress__v1__envelope__free_unpacked(env, NULL);
+        return;
+    }
+    bool own_only;
+    if (!intake_auth_check(in, key[0] ? key : NULL, env, &own_only, &v)) {
         nackNow(l, rid, rid_len, req, env->event_id, v.code, v.field, v.message, 0);
         redress__v1__envelope__free_unpacked(env, NULL);
         return;
@@ -374,6 +448,7 @@ static void acceptOne(loop *l)
     memcpy(it->rid, rid, rid_len);
     it->rid_len = (uint8_t)rid_len;
     it->req_style = req;
+    it->own_only = own_only;
     it->env = env;
     it->recv_us = rd_mono_us();
     rd_envelope_digest(env, it->digest);
@@ -394,15 +469,21 @@ static void acceptOne(loop *l)
 
 /* ---- the loop ------------------------------------------------------------------------------ */
 
-static void *socketBind(void *ctx, int type, const char *ep, int64_t maxmsg)
+static void *socketBind(intake *in, int type, const char *ep, int64_t maxmsg)
 {
-    void *s = zmq_socket(ctx, type);
+    void *s = zmq_socket(in->zctx, type);
     int linger = 0, hwm = 100000;
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     if (maxmsg > 0)
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
+    char err[256];
+    if (type == ZMQ_ROUTER && !intake_auth_secure(in, s, err, sizeof(err))) {
+        rd_log(RD_LOG_ERROR, "cannot secure the gateway endpoint", "error", err, NULL);
+        zmq_close(s);
+        return NULL;
+    }
     if (zmq_bind(s, ep) != 0) {
         rd_log(RD_LOG_ERROR, "cannot bind", "endpoint", ep, "error", zmq_strerror(zmq_errno()), NULL);
         zmq_close(s);
@@ -436,6 +517,7 @@ static int runLoop(loop *l)
             return 1;
         }
         drainDone(l);
+        expireStuck(l);
         if (nitems == 2 && (items[1].revents & ZMQ_POLLIN)) {
             /* take a bounded gulp so finished batches are answered promptly */
             for (int k = 0; k < 2048; k++) {
@@ -479,6 +561,17 @@ int main(int argc, char **argv)
                "intake.max_batch=%lld\nintake.max_pending=%lld\nintake.http_port=%lld\n",
                in.cfg.bind, in.cfg.push_bind, in.cfg.pub_bind, (long long)in.cfg.writers, (long long)in.cfg.max_batch,
                (long long)in.cfg.max_pending, (long long)in.cfg.http_port);
+        printf("intake.auth=%s\nintake.curve_secret_key_file=%s\nintake.auth_reload_ms=%lld\n",
+               in.cfg.auth_curve ? "curve" : "none", in.cfg.curve_secret_key_file, (long long)in.cfg.auth_reload_ms);
+        if (in.cfg.auth_curve) {
+            char sec[RD_Z85_KEY_LEN + 1], pub[RD_Z85_KEY_LEN + 1];
+            if (!rd_curve_secret_load(in.cfg.curve_secret_key_file, sec, pub, err, sizeof(err))) {
+                fprintf(stderr, "redress-intake: configuration: %s\n", err);
+                rd_service_done(&svc);
+                return 2;
+            }
+            printf("server_public_key=%s\n", pub); /* what gateways put in REDRESS_CURVE_SERVER_KEY */
+        }
         rd_service_done(&svc);
         return 0;
     }
@@ -500,11 +593,19 @@ int main(int argc, char **argv)
     int hwm = 0;
     zmq_setsockopt(l.done, ZMQ_RCVHWM, &hwm, sizeof(hwm));
     zmq_bind(l.done, INTAKE_DONE_ENDPOINT);
-    l.router = socketBind(in.zctx, ZMQ_ROUTER, in.cfg.bind, in.cfg.max_wire_bytes);
-    l.push = socketBind(in.zctx, ZMQ_PUSH, in.cfg.push_bind, 0);
-    l.pub = socketBind(in.zctx, ZMQ_PUB, in.cfg.pub_bind, 0);
+    if (!intake_auth_init(&in, err, sizeof(err))) {
+        rd_log(RD_LOG_ERROR, "cannot set up gateway authentication", "error", err, NULL);
+        return 1;
+    }
+    l.router = socketBind(&in, ZMQ_ROUTER, in.cfg.bind, in.cfg.max_wire_bytes);
+    l.push = socketBind(&in, ZMQ_PUSH, in.cfg.push_bind, 0);
+    l.pub = socketBind(&in, ZMQ_PUB, in.cfg.pub_bind, 0);
     if (!l.router || !l.push || !l.pub)
         return 1;
+    if (!intake_auth_start(&in, l.router, err, sizeof(err))) {
+        rd_log(RD_LOG_ERROR, "cannot start gateway authentication", "error", err, NULL);
+        return 1;
+    }
     if (!intake_writers_start(&in, err, sizeof(err))) {
         rd_log(RD_LOG_ERROR, "cannot start writers", "error", err, NULL);
         return 1;
@@ -529,6 +630,7 @@ int main(int argc, char **argv)
     int rc = runLoop(&l);
 
     intake_writers_stop(&in);
+    intake_auth_stop(&in, l.router);
     drainDone(&l); /* anything a writer finished while we were stopping it */
     if (l.cur) {
         batchFree(l.cur); /* never handed over, never answered: clients will retry */

@@ -21,6 +21,8 @@ if [[ -z ${REDRESS_PG_DSN:-} || -z ${REDRESS_REDIS_URL:-} || -z ${REDRESS_TEST_D
 fi
 # shellcheck source=tests/lib/servers.sh
 source "$ROOT/tests/lib/servers.sh"
+# shellcheck source=tests/lib/services.sh
+source "$ROOT/tests/lib/services.sh" # pick_port, start_svc, PID, HTTP_PORT
 
 PROMETHEUS=${REDRESS_PROMETHEUS_BIN:-/usr/bin/prometheus}
 PY=/usr/bin/python3 # Debian's: has json; the first python3 on PATH may be another one
@@ -63,7 +65,6 @@ mkdir -p "$PROM_DIR/data"
 
 # ---- clean-up and post-mortem -------------------------------------------------------------------
 
-declare -A PID=() HTTP_PORT=() USED_PORT=()
 PROM_PID=
 PROM_PORT=
 PROBLEMS=$T/problems.txt
@@ -100,7 +101,7 @@ cleanup() {
   ((rc == 0)) || post_mortem
   rd_stop_pid "$PROM_PID" 10 || true # no-op without a pid
   for svc in "${SERVICES[@]}"; do
-    rd_stop_pid "${PID[$svc]:-}" 15 || true
+    stop_svc "$svc"
   done
   rm -rf "$T"
   exit "$rc"
@@ -109,91 +110,6 @@ trap cleanup EXIT
 trap 'exit 129' HUP
 trap 'exit 130' INT
 trap 'exit 143' TERM
-
-# pick_port VAR: a free port (below the ephemeral range) not yet handed out by this script.
-pick_port() {
-  local p i
-  for ((i = 0; i < 50; i++)); do
-    p=$(rd_free_port) || return 1
-    [[ -z ${USED_PORT[$p]:-} ]] && break
-  done
-  USED_PORT[$p]=1
-  printf -v "$1" '%s' "$p"
-}
-
-# ---- the services -------------------------------------------------------------------------------
-
-# svc_env SVC: the environment for one start of redress-SVC into SVC_ENV (fresh ports each time).
-# pg.dsn and redis.url come from with-stack.sh (REDRESS_PG_DSN, REDRESS_REDIS_URL).
-declare -A ZMQ=()
-svc_env() {
-  local svc=$1 up=${1^^} http a b c
-  pick_port http
-  HTTP_PORT[$svc]=$http
-  SVC_ENV=("REDRESS_${up}_HTTP_BIND=127.0.0.1" "REDRESS_${up}_HTTP_PORT=$http")
-  case $svc in
-    intake)
-      pick_port a && pick_port b && pick_port c
-      ZMQ[intake_push]=tcp://127.0.0.1:$b ZMQ[intake_pub]=tcp://127.0.0.1:$c
-      SVC_ENV+=("REDRESS_INTAKE_BIND=tcp://127.0.0.1:$a" "REDRESS_INTAKE_PUSH_BIND=${ZMQ[intake_push]}"
-        "REDRESS_INTAKE_PUB_BIND=${ZMQ[intake_pub]}")
-      ;;
-    classifier)
-      pick_port a && pick_port b
-      ZMQ[classifier_push]=tcp://127.0.0.1:$a
-      SVC_ENV+=("REDRESS_CLASSIFIER_INTAKE_ENDPOINT=${ZMQ[intake_push]}" "REDRESS_CLASSIFIER_PUSH_BIND=${ZMQ[classifier_push]}"
-        "REDRESS_CLASSIFIER_PUB_BIND=tcp://127.0.0.1:$b"
-        "REDRESS_CLASSIFIER_RULES_FILE=$ROOT/deploy/config/rules.default.json")
-      ;;
-    dispatcher)
-      pick_port a && pick_port b
-      ZMQ[dispatcher_pub]=tcp://127.0.0.1:$b
-      SVC_ENV+=("REDRESS_DISPATCHER_CLASSIFIER_ENDPOINT=${ZMQ[classifier_push]}"
-        "REDRESS_DISPATCHER_EVENTS_ENDPOINT=${ZMQ[intake_pub]}"
-        "REDRESS_DISPATCHER_PUSH_BIND=tcp://127.0.0.1:$a" "REDRESS_DISPATCHER_PUB_BIND=${ZMQ[dispatcher_pub]}")
-      ;;
-    escalation)
-      pick_port a
-      SVC_ENV+=("REDRESS_ESCALATION_EVENTS_ENDPOINT=${ZMQ[intake_pub]},${ZMQ[dispatcher_pub]}"
-        "REDRESS_ESCALATION_PUB_BIND=tcp://127.0.0.1:$a")
-      ;;
-      # reporting binds only its HTTP port (reporting.http_port), set for every service above.
-  esac
-}
-
-# start_svc SVC: starts redress-SVC and waits until its HTTP endpoint answers. When a port it was
-# given is taken before it binds (parallel tests pick ports too), tries again with new ones.
-start_svc() {
-  local svc=$1 bin=$B/services/$1/redress-$1 log=$T/$1.log try i code pid
-  for try in 1 2 3 4 5; do
-    svc_env "$svc"
-    : >"$log"
-    env "${SVC_ENV[@]}" "$bin" </dev/null >>"$log" 2>&1 &
-    pid=$!
-    PID[$svc]=$pid
-    for ((i = 0; i < 300; i++)); do
-      rd_pid_alive "$pid" || break
-      code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:${HTTP_PORT[$svc]}/healthz" || true)
-      if [[ $code =~ ^[1-5][0-9][0-9]$ ]] && rd_pid_alive "$pid"; then
-        say "$svc: pid $pid, /metrics on 127.0.0.1:${HTTP_PORT[$svc]} (/healthz: $code)"
-        return 0
-      fi
-      sleep 0.1
-    done
-    if rd_pid_alive "$pid"; then
-      echo "$svc: its HTTP endpoint 127.0.0.1:${HTTP_PORT[$svc]} did not answer within 30 s" >>"$PROBLEMS"
-      return 1
-    fi
-    wait "$pid" 2>/dev/null || true
-    PID[$svc]=
-    if ((try < 5)) && grep -qiE 'cannot bind|cannot listen|cannot start HTTP|address already in use' "$log"; then
-      say "$svc: a port was taken before it could bind (try $try); trying new ports"
-      continue
-    fi
-    echo "$svc: exited at start" >>"$PROBLEMS"
-    return 1
-  done
-}
 
 # ---- Prometheus ---------------------------------------------------------------------------------
 

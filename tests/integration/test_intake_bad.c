@@ -1,7 +1,8 @@
 /*
  * Bad events: every one gets its expected, typed error and changes nothing in PostgreSQL, and
  * intake keeps serving. Covers frame-level garbage, every validation rule, database-level
- * refusals (unknown ticket, invalid transition) and conflicting replays.
+ * refusals (unknown ticket, invalid transition) and conflicting replays, huge repeated fields,
+ * absurd timestamps and a 100 MB frame (connection dropped, not buffered).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +24,8 @@ static char bigText[70 * 1024];
 static char longId[200];
 static Redress__V1__Attachment att[40];
 static Redress__V1__Attachment *attp[40];
+#define MANY_ATT 20000 /* a huge repeated field that still fits in one 1 MiB frame */
+static Redress__V1__Attachment *manyAttp[MANY_ATT];
 static uint8_t sha[32];
 
 typedef struct {
@@ -226,6 +229,40 @@ static void aReopenNew(Redress__V1__Envelope *e)
     A->kind = REDRESS__V1__ACTION_KIND__ACTION_REOPEN;
     A->reason = "客户不满意";
 }
+static void tMax(Redress__V1__Envelope *e)
+{
+    e->occurred_at_ms = INT64_MAX;
+}
+static void tMin(Redress__V1__Envelope *e)
+{
+    e->occurred_at_ms = INT64_MIN;
+}
+static void gwCjk(Redress__V1__Envelope *e)
+{
+    e->gateway_id = "网关-1";
+}
+static void custRefLong(Redress__V1__Envelope *e)
+{
+    T->customer_ref = bigText + sizeof(bigText) - 1 - 10 * 1024;
+}
+static void regionTab(Redress__V1__Envelope *e)
+{
+    T->region = "CN-44\t03";
+}
+static void attMany(Redress__V1__Envelope *e)
+{
+    T->attachments = manyAttp;
+    T->n_attachments = MANY_ATT;
+}
+static void aNoteTooBig(Redress__V1__Envelope *e)
+{
+    A->note = bigText;
+}
+static void aReasonBadUtf8(Redress__V1__Envelope *e)
+{
+    A->kind = REDRESS__V1__ACTION_KIND__ACTION_REOPEN;
+    A->reason = "\xe4\xb8"; /* the first two bytes of 不 */
+}
 static void conflictBody(Redress__V1__Envelope *e)
 {
     e->event_id = "setup-1"; /* the event that created ticketId, now with another text */
@@ -275,6 +312,12 @@ static const bad_case cases[] = {
     {"attachment sha256 31 bytes", false, attSha, E(INVALID_FIELD)},
     {"attachment without uri", false, attNoUri, E(MISSING_FIELD)},
     {"33 attachments", false, attTooMany, E(TOO_LARGE)},
+    {"20,000 attachments in one frame", false, attMany, E(TOO_LARGE)},
+    {"occurred_at INT64_MAX", false, tMax, E(INVALID_FIELD)},
+    {"occurred_at INT64_MIN", false, tMin, E(INVALID_FIELD)},
+    {"gateway_id in Chinese", false, gwCjk, E(INVALID_FIELD)},
+    {"customer_ref 10 KiB", false, custRefLong, E(TOO_LARGE)},
+    {"region with a tab", false, regionTab, E(INVALID_FIELD)},
     {"conflicting replay (other text)", false, conflictBody, E(CONFLICT)},
     {"conflicting replay (other kind)", false, conflictKind, E(CONFLICT)},
     {"action: ticket_id not a UUID", true, aBadUuid, E(INVALID_FIELD)},
@@ -287,12 +330,30 @@ static const bad_case cases[] = {
     {"action: return visit without score", true, aVisitNoScore, E(MISSING_FIELD)},
     {"action: return visit score 6", true, aVisitSix, E(INVALID_FIELD)},
     {"action: score on accept", true, aScoreOnAccept, E(INVALID_FIELD)},
+    {"action: note over 64 KiB", true, aNoteTooBig, E(TOO_LARGE)},
+    {"action: reason with truncated UTF-8", true, aReasonBadUtf8, E(INVALID_FIELD)},
     {"action: unknown ticket", true, aUnknownTicket, E(NOT_FOUND)},
     {"action: accept a new ticket", true, aAcceptNew, E(INVALID_TRANSITION)},
     {"action: close a new ticket", true, aCloseNew, E(INVALID_TRANSITION)},
     {"action: resolve a new ticket", true, aResolveNew, E(INVALID_TRANSITION)},
     {"action: reopen a new ticket", true, aReopenNew, E(INVALID_TRANSITION)},
 };
+
+/* Resident memory of a process in kB (VmRSS), -1 when it cannot be read. */
+static long itestRssKb(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
 
 static void expectCode(rd_client *c, const void *buf, size_t len, ecode want, const char *what)
 {
@@ -317,6 +378,13 @@ static void test_bad_events(void **state)
         att[i].size = 1234;
         attp[i] = &att[i];
     }
+    static Redress__V1__Attachment small = REDRESS__V1__ATTACHMENT__INIT;
+    small.uri = "a";
+    small.sha256.data = sha;
+    small.sha256.len = 32;
+    small.size = 1;
+    for (int i = 0; i < MANY_ATT; i++)
+        manyAttp[i] = &small;
     itest_intake s;
     assert_true(itest_intake_start(&s, NULL));
     char err[256];
@@ -367,6 +435,27 @@ static void test_bad_events(void **state)
     expectCode(c, hugeBuf, huge, E(TOO_LARGE), "frame over 1 MiB");
     n++;
     free(hugeBuf);
+    /* a 100 MB frame: over intake.max_wire_bytes (8 MiB by default), so libzmq drops the
+     * connection as soon as the frame's size is read; there is no reply to give, and intake must
+     * not have held the frame in memory */
+    {
+        long rssBefore = itestRssKb(s.pid);
+        size_t giant = (size_t)100 * 1024 * 1024;
+        uint8_t *g = malloc(giant);
+        assert_non_null(g);
+        memset(g, 0x5a, giant);
+        const void *frames[1] = {g};
+        size_t lens[1] = {giant};
+        r = itest_call_frames(s.endpoint, frames, lens, 1);
+        free(g);
+        if (r != NULL)
+            fail_msg("100 MB frame: got a reply (%s), want the connection dropped", rd_error_name(r->error));
+        long rssAfter = itestRssKb(s.pid);
+        print_message("100 MB frame: no reply; intake RSS %ld kB before, %ld kB after\n", rssBefore, rssAfter);
+        assert_true(rssBefore > 0 && rssAfter > 0);
+        assert_true(rssAfter < rssBefore + 16 * 1024);
+        n++;
+    }
     /* two frames in one message */
     {
         const void *frames[2] = {buf, buf};
@@ -395,7 +484,7 @@ static void test_bad_events(void **state)
         n++;
     }
     print_message("%d bad events each got their expected error\n", n);
-    assert_true(n >= 30);
+    assert_true(n >= 60);
 
     char *after = itest_db_fingerprint(pg);
     assert_string_equal(before, after);
