@@ -82,6 +82,7 @@ static void usage(FILE *out)
         "  classifier.duplicate_window_hours   duplicate: same customer, same text     [24]\n"
         "  classifier.duplicate_similarity_pct near-identical text threshold (Jaccard %%) [90]\n"
         "  classifier.http_bind, classifier.http_port  /healthz, /metrics     [127.0.0.1, 9402]\n"
+        "  internal.curve_key_file             cluster key: CURVE on the internal links [\"\"]\n"
         "  log.level                           debug|info|warn|error                   [info]\n");
 }
 

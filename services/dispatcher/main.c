@@ -97,6 +97,7 @@ static void usage(FILE *out)
                  "  dispatcher.org_poll_ms              re-read the organisation             [30000]\n"
                  "  dispatcher.reservation_grace_ms     age before an uncommitted reservation is void [30000]\n"
                  "  dispatcher.http_bind, dispatcher.http_port  /healthz, /metrics           [127.0.0.1, 9403]\n"
+                 "  internal.curve_key_file             cluster key: CURVE on the internal links [\"\"]\n"
                  "  log.level                           debug|info|warn|error                [info]\n");
 }
 

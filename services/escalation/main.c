@@ -94,6 +94,7 @@ static void usage(FILE *out)
             "                                   redress_sla / redress_org)            [30000]\n"
             "  escalation.clock_file            TESTS ONLY: read \"now\" (Unix ms) from this file [\"\"]\n"
             "  escalation.http_bind, escalation.http_port  /healthz, /metrics      [127.0.0.1, 9404]\n"
+            "  internal.curve_key_file          cluster key: CURVE on the internal links [\"\"]\n"
             "  log.level                        debug|info|warn|error                 [info]\n");
 }
 

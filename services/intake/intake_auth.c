@@ -38,6 +38,7 @@
 #include "intake.h"
 #include "rd_auth.h"
 #include "rd_log.h"
+#include "rd_service.h"
 #include "rd_pg.h"
 #include "rd_time.h"
 
@@ -69,7 +70,7 @@ struct intake_auth {
     pthread_rwlock_t lock;
     rd_auth_table *table; /* replaced under lock (write) by the auth thread only */
     int64_t next_reload_us;
-    logLimit refusedLog, mismatchLog, handshakeLog; /* one per kind of refusal */
+    logLimit refusedLog, mismatchLog, handshakeLog, internalLog; /* one per kind of refusal */
     rd_metric *accepted, *refusedUnknown, *refusedDisabled, *refusedHandshake, *keys, *gateways, *reloads,
         *reloadErrors;
 };
@@ -197,6 +198,24 @@ static void zapServe(intake_auth *a)
             zmq_msg_close(&m);
     }
     if (n < 2) { /* cannot even answer; libzmq never sends this */
+        for (int i = 0; i < n; i++)
+            zmq_msg_close(&part[i]);
+        return;
+    }
+    /* the internal links' peers (PUSH/PUB with internal.curve_key_file), not gateways */
+    if (n >= 3 && zmq_msg_size(&part[2]) == sizeof(RD_INTERNAL_ZAP_DOMAIN) - 1 &&
+        memcmp(zmq_msg_data(&part[2]), RD_INTERNAL_ZAP_DOMAIN, sizeof(RD_INTERNAL_ZAP_DOMAIN) - 1) == 0) {
+        bool ok = n >= 7 && rd_internal_zap_ok(zmq_msg_data(&part[2]), zmq_msg_size(&part[2]), zmq_msg_data(&part[5]),
+                                               zmq_msg_size(&part[5]), zmq_msg_data(&part[6]), zmq_msg_size(&part[6]));
+        char sup[24];
+        if (!ok && !limited(&a->internalLog, sup, sizeof(sup)))
+            rd_log(RD_LOG_WARN, "internal peer refused: not the cluster key", "suppressed_since_last", sup, NULL);
+        zapSend(a->zap, "1.0", 3, true);
+        zmq_msg_send(&part[1], a->zap, ZMQ_SNDMORE);
+        zapSend(a->zap, ok ? "200" : "400", 3, true);
+        zapSend(a->zap, ok ? "OK" : "not the cluster key", ok ? 2 : 19, true);
+        zapSend(a->zap, ok ? "internal" : "", ok ? 8 : 0, true);
+        zapSend(a->zap, "", 0, false);
         for (int i = 0; i < n; i++)
             zmq_msg_close(&part[i]);
         return;

@@ -72,6 +72,7 @@ static void usage(FILE *out)
                  "  intake.auth               none|curve: gateway authentication [none]\n"
                  "  intake.curve_secret_key_file  the server's CURVE secret key (mode 600) [required for curve]\n"
                  "  intake.auth_reload_ms     reload the gateway allowlist at least this often [5000]\n"
+                 "  internal.curve_key_file   cluster key: CURVE on the internal links [\"\"]\n"
                  "  log.level                 debug|info|warn|error            [info]\n");
 }
 
@@ -481,6 +482,10 @@ static void *socketBind(intake *in, int type, const char *ep, int64_t maxmsg)
     char err[256];
     if (type == ZMQ_ROUTER && !intake_auth_secure(in, s, err, sizeof(err))) {
         rd_log(RD_LOG_ERROR, "cannot secure the gateway endpoint", "error", err, NULL);
+        zmq_close(s);
+        return NULL;
+    }
+    if (type != ZMQ_ROUTER && !rd_internal_curve_apply(in->zctx, s, true)) { /* the internal links */
         zmq_close(s);
         return NULL;
     }

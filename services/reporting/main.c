@@ -89,6 +89,7 @@ static void usage(FILE *out)
             "                                  checks (also at start)                     [600000]\n"
             "  reporting.http_bind, reporting.http_port  /healthz, /health, /metrics, dashboard /\n"
             "                                                                             [127.0.0.1, 9405]\n"
+            "  internal.curve_key_file         cluster key: CURVE on the internal links [\"\"]\n"
             "  log.level                       debug|info|warn|error                      [info]\n"
             "\n"
             "A change of time zone or calendar (or a calendar reloaded with redressctl) rebuilds the\n"
