@@ -28,9 +28,11 @@ Options:
               missing packages are still installed
   --instances N  run N instances of every service (1-9, default 1; REDRESS_INSTANCES=N);
               instances already running keep the endpoints they started with
-  --curve     gateways must authenticate (intake.auth = curve, docs/security.md): makes the
-              keys in var/keys (intake's, and one registered for redressctl) and prints the
-              two variables redressctl then needs (REDRESS_CURVE=1); intake must be (re)started
+  --curve     gateways must authenticate (intake.auth = curve, docs/security.md) and the
+              internal links are encrypted (internal.curve_key_file): makes the keys in
+              var/keys (intake's, the cluster's, one registered for redressctl) and prints the
+              two variables redressctl then needs (REDRESS_CURVE=1); services already running
+              keep their old setting (down.sh first)
   -h, --help  show this help
 
 Environment:
@@ -178,11 +180,13 @@ if ((curve)); then
     die "could not generate var/keys/intake.key"
   [[ -e $var/keys/redressctl.key ]] || "$ctl" keys generate --out "$var/keys/redressctl.key" >/dev/null ||
     die "could not generate var/keys/redressctl.key"
+  [[ -e $var/keys/cluster.key ]] || "$ctl" keys generate --out "$var/keys/cluster.key" >/dev/null ||
+    die "could not generate var/keys/cluster.key"
   "$ctl" --dsn "$pg_dsn" keys register redressctl "$("$ctl" keys public "$var/keys/redressctl.key")" \
     --events '*' --channels '*' --any-ticket --description "local demo CLI" >/dev/null ||
     die "could not register redressctl's key"
   curve_hint="export REDRESS_CURVE_SERVER_KEY='$("$ctl" keys public "$var/keys/intake.key")' REDRESS_CURVE_CLIENT_KEY_FILE=$var/keys/redressctl.key"
-  say "gateways must authenticate with CURVE (keys in var/keys; an intake already running keeps its old setting: down.sh first)"
+  say "gateways must authenticate with CURVE and the internal links are encrypted (keys in var/keys; services already running keep their old setting: down.sh first)"
 fi
 
 # ---- 6. services -------------------------------------------------------------------------------
@@ -246,9 +250,12 @@ instance_env() { # instance_env SERVICE K: the REDRESS_*=value settings of insta
     done
     echo "REDRESS_${up}_HTTP_PORT=$(http_port_of "$svc" "$k")"
   fi
-  if ((curve)) && [[ $svc == intake ]]; then
-    echo "REDRESS_INTAKE_AUTH=curve"
-    echo "REDRESS_INTAKE_CURVE_SECRET_KEY_FILE=$var/keys/intake.key"
+  if ((curve)); then
+    echo "REDRESS_INTERNAL_CURVE_KEY_FILE=$var/keys/cluster.key"
+    if [[ $svc == intake ]]; then
+      echo "REDRESS_INTAKE_AUTH=curve"
+      echo "REDRESS_INTAKE_CURVE_SECRET_KEY_FILE=$var/keys/intake.key"
+    fi
   fi
   ((instances > 1)) || return 0
   case $svc in
