@@ -4,9 +4,9 @@
 # The five services run with internal.curve_key_file (one cluster key, made by `redressctl keys
 # generate`), once with intake.auth = none and once with intake.auth = curve (then intake's own
 # ZAP handler answers for the internal links too). In each run:
-#   - complaints go through the fast paths: every ticket is classified and assigned, and neither
-#     the classifier nor the dispatcher had to re-drive one from PostgreSQL (so intake's PUSH and
-#     the classifier's PUSH carried them, encrypted);
+#   - complaints go through the fast paths: every ticket is classified and routed, and intake's
+#     PUSH and the classifier's PUSH carried tickets, encrypted (with a broken link every ticket
+#     would have to be re-driven from PostgreSQL; on a loaded machine a few may be anyway);
 #   - a stranger subscribing to intake's PUB gets nothing: in plaintext (refused: not CURVE), and
 #     with CURVE and the right server key but its own key pair (refused by ZAP); a subscriber with
 #     the cluster key does get the events (so the two refusals are not an accident of timing).
@@ -135,10 +135,13 @@ EOF
   local cr dr
   cr=$(svc_metric classifier redress_classifier_redriven_total)
   dr=$(svc_metric dispatcher redress_dispatcher_redriven_total)
-  [[ ${cr:-x} == 0 && ${dr:-x} == 0 ]] ||
-    die "tickets were re-driven from PostgreSQL (classifier ${cr:-?}, dispatcher ${dr:-?}): an internal PUSH link did not carry them"
+  # A ticket the fast path has not delivered within redrive_min_age_ms (1 s) is taken by the
+  # re-drive: on a loaded machine a few may be. A broken link would leave all N to the re-drive.
+  [[ ${cr:-x} =~ ^[0-9]+$ && ${dr:-x} =~ ^[0-9]+$ ]] || die "cannot read the re-drive counters (${cr:-?}, ${dr:-?})"
+  ((cr < N && dr < N)) ||
+    die "every ticket was re-driven from PostgreSQL (classifier $cr, dispatcher $dr of $N): an internal PUSH link carried nothing"
   grep -h "internal peer refused" "$T/intake.log" >/dev/null || die "intake did not log the refused internal peer"
-  say "ok (auth=$auth): $N complaints classified and routed through the encrypted fast paths (0 re-driven); strangers refused"
+  say "ok (auth=$auth): $N complaints classified and routed, $((N - cr)) and $((N - dr)) of them through the encrypted fast paths of intake and the classifier; strangers refused"
   stop_all_svc
 }
 
